@@ -1,0 +1,36 @@
+//! The actors: one per user, product and coupon, plus the order supervisor, the sales
+//! statistics and the data platform. Each file holds one actor: its message enum (its whole
+//! API), its state with plain synchronous methods (unit-tested without a runtime) and a thin
+//! `handle` that matches a message to one of them.
+//!
+//! Business failures travel inside replies (`Result<_, DomainError>`); `handle` itself only
+//! returns `Err` for a bug, because an `Err` stops a ractor actor.
+
+pub mod coupon;
+pub mod data_platform;
+pub mod order_supervisor;
+pub mod product;
+pub mod sales;
+pub mod user;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::ActorRef;
+
+use crate::clock::Clock;
+use crate::config::Limits;
+use crate::directory::Directory;
+use crate::gate::Gate;
+
+/// What actors need to reach each other: shared, immutable after start-up.
+pub struct Links {
+    pub directory: Arc<Directory>,
+    pub gate: Arc<Gate>,
+    pub sales: ActorRef<sales::SalesMessage>,
+    pub data_platform: ActorRef<data_platform::DataPlatformMessage>,
+    pub clock: Clock,
+    pub limits: Limits,
+    /// How long any caller waits for an actor's reply before giving up.
+    pub call_timeout: Duration,
+}

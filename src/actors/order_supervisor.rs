@@ -1,0 +1,160 @@
+//! The order supervisor: owns every order's deadline and drives expiry.
+//!
+//! It keeps one ordered set of (deadline, order, buyer) and a single timer for the earliest
+//! deadline, instead of a timer task per order. When the timer fires, the due orders are sent
+//! an `Expire` hint through the admission gate in a spawned task, so the supervisor never waits
+//! on another actor or on a snapshot: arming an order stays a cheap insert. The hint is only a
+//! hint — the user actor re-checks the order's status and deadline (paid orders ignore it).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use crate::actors::Links;
+use crate::actors::user::UserMessage;
+use crate::clock::Timestamp;
+use crate::model::{OrderId, UserId};
+
+/// The order supervisor's whole API.
+pub enum SupervisorMessage {
+    /// Watches a PENDING order: at `expires_at` its buyer is told to expire it. No reply.
+    Arm {
+        order_id: OrderId,
+        user_id: UserId,
+        expires_at: Timestamp,
+    },
+    /// The timer: expires every order that is due and re-arms for the next deadline.
+    Tick,
+    /// Replies with how many deadlines are being watched.
+    Watched(RpcReplyPort<usize>),
+}
+
+#[derive(Default)]
+pub struct SupervisorState {
+    deadlines: BTreeSet<(Timestamp, OrderId, UserId)>,
+    /// When the pending timer fires, if one is pending.
+    wake_at: Option<Timestamp>,
+}
+
+impl SupervisorState {
+    /// Removes and returns every deadline at or before `now`.
+    fn take_due(&mut self, now: Timestamp) -> Vec<(OrderId, UserId)> {
+        let later = self.deadlines.split_off(&(Timestamp(now.0 + 1), 0, 0));
+        let due = std::mem::replace(&mut self.deadlines, later);
+        due.into_iter()
+            .map(|(_, order_id, user_id)| (order_id, user_id))
+            .collect()
+    }
+}
+
+pub struct OrderSupervisor {
+    pub links: Arc<Links>,
+}
+
+impl OrderSupervisor {
+    fn schedule(&self, myself: &ActorRef<SupervisorMessage>, state: &mut SupervisorState) {
+        let Some(&(earliest, _, _)) = state.deadlines.first() else {
+            return;
+        };
+        if state.wake_at.is_some_and(|wake_at| wake_at <= earliest) {
+            return;
+        }
+        state.wake_at = Some(earliest);
+        let delay = self
+            .links
+            .clock
+            .instant_at(earliest)
+            .saturating_duration_since(tokio::time::Instant::now());
+        myself.send_after(delay, || SupervisorMessage::Tick);
+    }
+
+    fn expire(&self, due: Vec<(OrderId, UserId)>) {
+        if due.is_empty() {
+            return;
+        }
+        let links = self.links.clone();
+        tokio::spawn(async move {
+            // Through the gate like any command, so a snapshot never sees half an expiry.
+            let _admitted = links.gate.enter().await;
+            for (order_id, user_id) in due {
+                let Some(user) = links.directory.user(user_id) else {
+                    tracing::error!(order_id, user_id, "deadline names an unknown user");
+                    continue;
+                };
+                let now = links.clock.now();
+                let expired = user
+                    .call(
+                        |reply| UserMessage::Expire {
+                            order_id,
+                            now,
+                            reply,
+                        },
+                        Some(links.call_timeout),
+                    )
+                    .await;
+                if let Err(error) = expired {
+                    tracing::error!(order_id, user_id, %error, "could not deliver an expiry");
+                }
+            }
+        });
+    }
+}
+
+impl Actor for OrderSupervisor {
+    type Msg = SupervisorMessage;
+    type State = SupervisorState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        _: (),
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(SupervisorState::default())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SupervisorMessage::Arm {
+                order_id,
+                user_id,
+                expires_at,
+            } => {
+                state.deadlines.insert((expires_at, order_id, user_id));
+                self.schedule(&myself, state);
+            }
+            SupervisorMessage::Tick => {
+                state.wake_at = None;
+                let due = state.take_due(self.links.clock.now());
+                self.expire(due);
+                self.schedule(&myself, state);
+            }
+            SupervisorMessage::Watched(reply) => {
+                let _ = reply.send(state.deadlines.len());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn take_due_splits_at_now_inclusive() {
+        let mut state = SupervisorState::default();
+        state.deadlines.insert((Timestamp(10), 1, 100));
+        state.deadlines.insert((Timestamp(20), 2, 100));
+        state.deadlines.insert((Timestamp(21), 3, 101));
+        assert_eq!(state.take_due(Timestamp(9)), vec![]);
+        assert_eq!(state.take_due(Timestamp(20)), vec![(1, 100), (2, 100)]);
+        assert_eq!(state.deadlines.len(), 1);
+    }
+}

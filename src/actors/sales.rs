@@ -1,0 +1,132 @@
+//! The sales-statistics actor: the seed's DailyOrderStats. It keeps quantity sold per UTC day
+//! and product, updated by user actors when an order is paid, and answers the popular-products
+//! ranking from that aggregate instead of scanning orders.
+
+use std::collections::BTreeMap;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::{Deserialize, Serialize};
+
+use crate::model::ProductId;
+
+/// Quantity sold, keyed by (UTC day number, product).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SalesState {
+    pub daily: BTreeMap<(u64, ProductId), u64>,
+}
+
+/// One line of the ranking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ranked {
+    pub product_id: ProductId,
+    pub sold_quantity: u64,
+}
+
+impl SalesState {
+    pub fn record(&mut self, day: u64, lines: &[(ProductId, u64)]) {
+        for &(product_id, quantity) in lines {
+            *self.daily.entry((day, product_id)).or_default() += quantity;
+        }
+    }
+
+    /// The `limit` best sellers over the `days` days ending with `today`, most sold first,
+    /// ties broken by the lower product id.
+    pub fn popular(&self, today: u64, days: u64, limit: usize) -> Vec<Ranked> {
+        let first_day = today.saturating_sub(days.saturating_sub(1));
+        let mut totals: BTreeMap<ProductId, u64> = BTreeMap::new();
+        for (&(_, product_id), &quantity) in self.daily.range((first_day, 0)..=(today, u64::MAX)) {
+            *totals.entry(product_id).or_default() += quantity;
+        }
+        let mut ranking: Vec<Ranked> = totals
+            .into_iter()
+            .map(|(product_id, sold_quantity)| Ranked {
+                product_id,
+                sold_quantity,
+            })
+            .collect();
+        ranking
+            .sort_by(|a, b| (b.sold_quantity, a.product_id).cmp(&(a.sold_quantity, b.product_id)));
+        ranking.truncate(limit);
+        ranking
+    }
+}
+
+/// The sales actor's whole API.
+pub enum SalesMessage {
+    /// Cast by a user actor when an order is paid: adds each (product, quantity) to `day`.
+    Record {
+        day: u64,
+        lines: Vec<(ProductId, u64)>,
+    },
+    /// Replies with the ranking for the `days` days ending `today` (see `SalesState::popular`).
+    Popular {
+        today: u64,
+        days: u64,
+        limit: usize,
+        reply: RpcReplyPort<Vec<Ranked>>,
+    },
+    /// Replies with a copy of the whole state (audit, snapshot).
+    Read(RpcReplyPort<SalesState>),
+}
+
+pub struct SalesActor;
+
+impl Actor for SalesActor {
+    type Msg = SalesMessage;
+    type State = SalesState;
+    type Arguments = SalesState;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: SalesState,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SalesMessage::Record { day, lines } => state.record(day, &lines),
+            SalesMessage::Popular {
+                today,
+                days,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(state.popular(today, days, limit));
+            }
+            SalesMessage::Read(reply) => {
+                let _ = reply.send(state.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranking_counts_only_the_window_and_breaks_ties_by_id() {
+        let mut sales = SalesState::default();
+        sales.record(10, &[(1, 5), (2, 3)]);
+        sales.record(11, &[(2, 2), (3, 5)]);
+        sales.record(12, &[(4, 1)]);
+        sales.record(9, &[(9, 100)]);
+        let ranking = sales.popular(12, 3, 10);
+        let ids: Vec<_> = ranking
+            .iter()
+            .map(|r| (r.product_id, r.sold_quantity))
+            .collect();
+        assert_eq!(ids, vec![(1, 5), (2, 5), (3, 5), (4, 1)]);
+        assert_eq!(sales.popular(12, 1, 10).len(), 1, "today only");
+        assert_eq!(sales.popular(12, 3, 2).len(), 2, "limit applies");
+        assert_eq!(sales.popular(12, 30, 1)[0].product_id, 9);
+    }
+}

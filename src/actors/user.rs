@@ -1,0 +1,616 @@
+//! The user actor: one per user, owner of the user's balance, held coupons and orders.
+//!
+//! Orders live with their buyer on purpose. Paying touches three things — the balance, the
+//! coupon and the order's status — and keeping all three in one actor makes a payment a single
+//! message: it is atomic without a two-phase protocol, and pay / expire / cancel of one order
+//! are serialised here, so exactly one of them wins. The order supervisor only keeps deadlines.
+//!
+//! Follow-up effects on other actors (commit or release stock, sales statistics, data
+//! platform) are cast *before* the reply is sent. Mailboxes are FIFO, so anyone who hears the
+//! reply and then asks those actors sees the effect (see `src/gate.rs`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::actors::Links;
+use crate::actors::data_platform::DataPlatformMessage;
+use crate::actors::product::ProductMessage;
+use crate::actors::sales::SalesMessage;
+use crate::clock::Timestamp;
+use crate::model::{
+    CouponId, CouponStatus, Order, OrderId, OrderPaid, OrderStatus, Payment, ProductId, UserCoupon,
+    UserId, Won,
+};
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ChargeError {
+    #[error("charging {amount} would bring user {user_id}'s balance over {max_balance}")]
+    BalanceLimitExceeded {
+        user_id: UserId,
+        amount: Won,
+        max_balance: Won,
+    },
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum PaymentError {
+    #[error("order {0} not found")]
+    OrderNotFound(OrderId),
+    #[error("order {0} has expired")]
+    OrderExpired(OrderId),
+    #[error("order {0} is already paid")]
+    AlreadyPaid(OrderId),
+    #[error("order {0} was cancelled")]
+    Cancelled(OrderId),
+    #[error("coupon {coupon_id} is not usable: {reason}")]
+    CouponNotUsable {
+        coupon_id: CouponId,
+        reason: &'static str,
+    },
+    #[error("insufficient balance: {needed} needed, {balance} available")]
+    InsufficientBalance { balance: Won, needed: Won },
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum CancelError {
+    #[error("order {0} not found")]
+    OrderNotFound(OrderId),
+    #[error("order {order_id} is {status:?}")]
+    NotCancellable {
+        order_id: OrderId,
+        status: OrderStatus,
+    },
+}
+
+/// Everything a user actor owns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserState {
+    pub id: UserId,
+    pub balance: Won,
+    /// The balance the user was created with; with `charged` it lets the audit check money.
+    pub initial_balance: Won,
+    /// The sum of every successful charge.
+    pub charged: Won,
+    pub coupons: BTreeMap<CouponId, UserCoupon>,
+    pub orders: BTreeMap<OrderId, Order>,
+}
+
+impl UserState {
+    pub fn new(id: UserId, balance: Won) -> UserState {
+        UserState {
+            id,
+            balance,
+            initial_balance: balance,
+            charged: 0,
+            coupons: BTreeMap::new(),
+            orders: BTreeMap::new(),
+        }
+    }
+
+    /// Adds `amount` (already validated positive and within `max_charge`) to the balance.
+    pub fn charge(&mut self, amount: Won, max_balance: Won) -> Result<Won, ChargeError> {
+        let limit_exceeded = ChargeError::BalanceLimitExceeded {
+            user_id: self.id,
+            amount,
+            max_balance,
+        };
+        let balance = self
+            .balance
+            .checked_add(amount)
+            .ok_or(limit_exceeded.clone())?;
+        if balance > max_balance {
+            return Err(limit_exceeded);
+        }
+        self.balance = balance;
+        self.charged += amount;
+        Ok(balance)
+    }
+
+    /// Expires the order if it is PENDING and its deadline has passed; returns it if so.
+    pub fn expire_if_due(&mut self, order_id: OrderId, now: Timestamp) -> Option<&Order> {
+        let order = self.orders.get_mut(&order_id)?;
+        if order.status != OrderStatus::Pending || now < order.expires_at {
+            return None;
+        }
+        order.status = OrderStatus::Expired;
+        Some(order)
+    }
+
+    pub fn cancel(&mut self, order_id: OrderId) -> Result<&Order, CancelError> {
+        let order = self
+            .orders
+            .get_mut(&order_id)
+            .ok_or(CancelError::OrderNotFound(order_id))?;
+        if order.status != OrderStatus::Pending {
+            return Err(CancelError::NotCancellable {
+                order_id,
+                status: order.status,
+            });
+        }
+        order.status = OrderStatus::Cancelled;
+        Ok(order)
+    }
+
+    /// Pays a PENDING order: debits the balance, uses the coupon, marks the order PAID — all of
+    /// it or, on any error, none of it. The caller expires a past-deadline order first.
+    pub fn pay(
+        &mut self,
+        order_id: OrderId,
+        coupon_id: Option<CouponId>,
+        now: Timestamp,
+    ) -> Result<Payment, PaymentError> {
+        let order = self
+            .orders
+            .get(&order_id)
+            .ok_or(PaymentError::OrderNotFound(order_id))?;
+        match order.status {
+            OrderStatus::Pending => {}
+            OrderStatus::Paid => return Err(PaymentError::AlreadyPaid(order_id)),
+            OrderStatus::Expired => return Err(PaymentError::OrderExpired(order_id)),
+            OrderStatus::Cancelled => return Err(PaymentError::Cancelled(order_id)),
+        }
+        let total = order.total_amount;
+        let discount = match coupon_id {
+            Some(coupon_id) => self
+                .usable_coupon(coupon_id, now)?
+                .discount
+                .amount_off(total),
+            None => 0,
+        };
+        let paid = total - discount;
+        if self.balance < paid {
+            return Err(PaymentError::InsufficientBalance {
+                balance: self.balance,
+                needed: paid,
+            });
+        }
+        // Every check has passed: from here on nothing can fail.
+        self.balance -= paid;
+        if let Some(coupon_id) = coupon_id {
+            let coupon = self.coupons.get_mut(&coupon_id).expect("checked above");
+            coupon.status = CouponStatus::Used;
+            coupon.used_at = Some(now);
+            coupon.order_id = Some(order_id);
+        }
+        let order = self.orders.get_mut(&order_id).expect("checked above");
+        order.status = OrderStatus::Paid;
+        order.coupon_id = coupon_id;
+        order.discount_amount = Some(discount);
+        order.paid_amount = Some(paid);
+        order.paid_at = Some(now);
+        Ok(Payment {
+            order_id,
+            status: OrderStatus::Paid,
+            total_amount: total,
+            discount_amount: discount,
+            paid_amount: paid,
+            balance: self.balance,
+            coupon_id,
+            paid_at: now,
+        })
+    }
+
+    fn usable_coupon(
+        &self,
+        coupon_id: CouponId,
+        now: Timestamp,
+    ) -> Result<&UserCoupon, PaymentError> {
+        let not_usable = |reason| PaymentError::CouponNotUsable { coupon_id, reason };
+        let coupon = self
+            .coupons
+            .get(&coupon_id)
+            .ok_or(not_usable("the user does not hold it"))?;
+        if coupon.status == CouponStatus::Used {
+            return Err(not_usable("it was already used"));
+        }
+        if coupon.is_expired_at(now) {
+            return Err(not_usable("it has expired"));
+        }
+        Ok(coupon)
+    }
+
+    /// The user's orders, newest first.
+    pub fn orders_newest_first(&self) -> Vec<Order> {
+        self.orders.values().rev().cloned().collect()
+    }
+}
+
+/// The user actor's whole API.
+pub enum UserMessage {
+    /// Replies with the current balance.
+    Balance(RpcReplyPort<Won>),
+    /// Adds points; replies with the balance after. Fails with `BalanceLimitExceeded`.
+    Charge {
+        amount: Won,
+        reply: RpcReplyPort<Result<Won, ChargeError>>,
+    },
+    /// Replies with the held coupons as seen at `now` (unused and past expiry: EXPIRED).
+    Coupons {
+        now: Timestamp,
+        reply: RpcReplyPort<Vec<UserCoupon>>,
+    },
+    /// Cast by a coupon actor that issued this coupon to the user. No reply.
+    ReceiveCoupon(UserCoupon),
+    /// Stores a new PENDING order whose stock is already reserved. No reply.
+    AddOrder(Order),
+    /// Replies with one order, if the user has it.
+    Order {
+        order_id: OrderId,
+        reply: RpcReplyPort<Option<Order>>,
+    },
+    /// Replies with every order of the user, newest first.
+    Orders(RpcReplyPort<Vec<Order>>),
+    /// Pays an order, optionally with a held coupon. A past-deadline order is expired on the
+    /// spot and the reply is `OrderExpired`. On success, commits the stock, records the sale and
+    /// hands the order to the data platform.
+    Pay {
+        order_id: OrderId,
+        coupon_id: Option<CouponId>,
+        now: Timestamp,
+        reply: RpcReplyPort<Result<Payment, PaymentError>>,
+    },
+    /// Cancels a PENDING order and releases its stock; fails with `NotCancellable` otherwise.
+    Cancel {
+        order_id: OrderId,
+        now: Timestamp,
+        reply: RpcReplyPort<Result<Order, CancelError>>,
+    },
+    /// A deadline hint from the order supervisor: expires the order if it is still PENDING and
+    /// due, releasing its stock. Replies whether it expired it.
+    Expire {
+        order_id: OrderId,
+        now: Timestamp,
+        reply: RpcReplyPort<bool>,
+    },
+    /// Replies with a copy of the whole state (audit, snapshot).
+    Read(RpcReplyPort<UserState>),
+}
+
+pub struct UserActor {
+    pub links: Arc<Links>,
+}
+
+impl UserActor {
+    fn release_stock(&self, order: &Order) {
+        for product_id in products_of(order) {
+            if let Some(product) = self.links.directory.product(product_id) {
+                let _ = product.actor.cast(ProductMessage::Release {
+                    order_id: order.order_id,
+                    reply: None,
+                });
+            }
+        }
+    }
+
+    fn settle_payment(&self, order: &Order) {
+        for product_id in products_of(order) {
+            if let Some(product) = self.links.directory.product(product_id) {
+                let _ = product.actor.cast(ProductMessage::Commit {
+                    order_id: order.order_id,
+                });
+            }
+        }
+        let Some(record) = OrderPaid::of(order) else {
+            return;
+        };
+        let _ = self.links.sales.cast(SalesMessage::Record {
+            day: record.paid_at.day(),
+            lines: order
+                .items
+                .iter()
+                .map(|item| (item.product_id, u64::from(item.quantity)))
+                .collect(),
+        });
+        let _ = self
+            .links
+            .data_platform
+            .cast(DataPlatformMessage::Deliver(record));
+    }
+
+    fn expire_if_due(&self, state: &mut UserState, order_id: OrderId, now: Timestamp) -> bool {
+        match state.expire_if_due(order_id, now) {
+            Some(order) => {
+                self.release_stock(order);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The distinct products an order holds stock of.
+fn products_of(order: &Order) -> std::collections::BTreeSet<ProductId> {
+    order.items.iter().map(|item| item.product_id).collect()
+}
+
+impl Actor for UserActor {
+    type Msg = UserMessage;
+    type State = UserState;
+    type Arguments = UserState;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: UserState,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            UserMessage::Balance(reply) => {
+                let _ = reply.send(state.balance);
+            }
+            UserMessage::Charge { amount, reply } => {
+                let _ = reply.send(state.charge(amount, self.links.limits.max_balance));
+            }
+            UserMessage::Coupons { now, reply } => {
+                let coupons = state.coupons.values().map(|c| c.view_at(now)).collect();
+                let _ = reply.send(coupons);
+            }
+            UserMessage::ReceiveCoupon(coupon) => {
+                state.coupons.insert(coupon.coupon_id, coupon);
+            }
+            UserMessage::AddOrder(order) => {
+                state.orders.insert(order.order_id, order);
+            }
+            UserMessage::Order { order_id, reply } => {
+                let _ = reply.send(state.orders.get(&order_id).cloned());
+            }
+            UserMessage::Orders(reply) => {
+                let _ = reply.send(state.orders_newest_first());
+            }
+            UserMessage::Pay {
+                order_id,
+                coupon_id,
+                now,
+                reply,
+            } => {
+                self.expire_if_due(state, order_id, now);
+                let result = state.pay(order_id, coupon_id, now);
+                if result.is_ok() {
+                    self.settle_payment(&state.orders[&order_id]);
+                }
+                let _ = reply.send(result);
+            }
+            UserMessage::Cancel {
+                order_id,
+                now,
+                reply,
+            } => {
+                self.expire_if_due(state, order_id, now);
+                let result = state.cancel(order_id).cloned();
+                if let Ok(order) = &result {
+                    self.release_stock(order);
+                }
+                let _ = reply.send(result);
+            }
+            UserMessage::Expire {
+                order_id,
+                now,
+                reply,
+            } => {
+                let _ = reply.send(self.expire_if_due(state, order_id, now));
+            }
+            UserMessage::Read(reply) => {
+                let _ = reply.send(state.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Discount, OrderItem};
+
+    const MAX_BALANCE: Won = 100_000_000;
+
+    fn pending_order(order_id: OrderId, total: Won) -> Order {
+        Order {
+            order_id,
+            user_id: 1,
+            status: OrderStatus::Pending,
+            items: vec![OrderItem {
+                product_id: 1,
+                option_id: 10,
+                name: "Keyboard".into(),
+                quantity: 1,
+                unit_price: total,
+                line_total: total,
+            }],
+            total_amount: total,
+            coupon_id: None,
+            discount_amount: None,
+            paid_amount: None,
+            created_at: Timestamp(0),
+            expires_at: Timestamp(600_000),
+            paid_at: None,
+        }
+    }
+
+    fn coupon(
+        coupon_id: CouponId,
+        discount: Discount,
+        expires_at: Option<Timestamp>,
+    ) -> UserCoupon {
+        UserCoupon {
+            coupon_id,
+            user_id: 1,
+            name: "welcome".into(),
+            discount,
+            status: CouponStatus::Available,
+            issued_at: Timestamp(0),
+            used_at: None,
+            order_id: None,
+            expires_at,
+        }
+    }
+
+    fn user_with_order(balance: Won, total: Won) -> UserState {
+        let mut user = UserState::new(1, balance);
+        user.orders.insert(7, pending_order(7, total));
+        user
+    }
+
+    #[test]
+    fn charge_adds_and_counts() {
+        let mut user = UserState::new(1, 100);
+        assert_eq!(user.charge(50, MAX_BALANCE), Ok(150));
+        assert_eq!(user.charged, 50);
+    }
+
+    #[test]
+    fn charge_over_the_balance_limit_changes_nothing() {
+        let mut user = UserState::new(1, 90);
+        assert!(user.charge(11, 100).is_err());
+        assert!(
+            user.charge(u64::MAX, u64::MAX).is_err(),
+            "overflow is a limit error"
+        );
+        assert_eq!((user.balance, user.charged), (90, 0));
+        assert_eq!(
+            user.charge(10, 100),
+            Ok(100),
+            "exactly the limit is allowed"
+        );
+    }
+
+    #[test]
+    fn pay_debits_and_marks_paid() {
+        let mut user = user_with_order(10_000, 7_000);
+        let payment = user.pay(7, None, Timestamp(1)).unwrap();
+        assert_eq!((payment.paid_amount, payment.balance), (7_000, 3_000));
+        let order = &user.orders[&7];
+        assert_eq!(order.status, OrderStatus::Paid);
+        assert_eq!(order.paid_amount, Some(7_000));
+        assert_eq!(order.discount_amount, Some(0));
+        assert_eq!(
+            user.pay(7, None, Timestamp(2)),
+            Err(PaymentError::AlreadyPaid(7))
+        );
+        assert_eq!(user.balance, 3_000, "a second payment takes nothing");
+    }
+
+    #[test]
+    fn pay_with_a_coupon_discounts_and_uses_it() {
+        let mut user = user_with_order(10_000, 9_999);
+        user.coupons
+            .insert(3, coupon(3, Discount::Percent { percent: 10 }, None));
+        let payment = user.pay(7, Some(3), Timestamp(5)).unwrap();
+        assert_eq!((payment.discount_amount, payment.paid_amount), (999, 9_000));
+        let coupon = &user.coupons[&3];
+        assert_eq!(coupon.status, CouponStatus::Used);
+        assert_eq!(
+            (coupon.order_id, coupon.used_at),
+            (Some(7), Some(Timestamp(5)))
+        );
+    }
+
+    #[test]
+    fn a_used_coupon_cannot_pay_a_second_order() {
+        let mut user = user_with_order(100_000, 5_000);
+        user.orders.insert(8, pending_order(8, 5_000));
+        user.coupons
+            .insert(3, coupon(3, Discount::Fixed { amount: 1_000 }, None));
+        user.pay(7, Some(3), Timestamp(1)).unwrap();
+        let error = user.pay(8, Some(3), Timestamp(2)).unwrap_err();
+        assert!(
+            matches!(error, PaymentError::CouponNotUsable { reason, .. } if reason.contains("used"))
+        );
+        assert_eq!(user.orders[&8].status, OrderStatus::Pending);
+    }
+
+    #[test]
+    fn failed_payments_change_nothing() {
+        let mut user = user_with_order(1_000, 5_000);
+        user.coupons.insert(
+            3,
+            coupon(3, Discount::Fixed { amount: 500 }, Some(Timestamp(10))),
+        );
+        let before = user.clone();
+        let insufficient = user.pay(7, Some(3), Timestamp(1)).unwrap_err();
+        assert_eq!(
+            insufficient,
+            PaymentError::InsufficientBalance {
+                balance: 1_000,
+                needed: 4_500
+            }
+        );
+        let expired = user.pay(7, Some(3), Timestamp(10)).unwrap_err();
+        assert!(
+            matches!(expired, PaymentError::CouponNotUsable { reason, .. } if reason.contains("expired"))
+        );
+        let not_held = user.pay(7, Some(4), Timestamp(1)).unwrap_err();
+        assert!(
+            matches!(not_held, PaymentError::CouponNotUsable { reason, .. } if reason.contains("hold"))
+        );
+        assert_eq!(
+            user.pay(9, None, Timestamp(1)),
+            Err(PaymentError::OrderNotFound(9))
+        );
+        assert_eq!(user, before);
+    }
+
+    #[test]
+    fn an_order_expires_only_once_its_deadline_is_reached() {
+        let mut user = user_with_order(10_000, 1_000);
+        assert!(user.expire_if_due(7, Timestamp(599_999)).is_none());
+        assert!(user.expire_if_due(7, Timestamp(600_000)).is_some());
+        assert!(
+            user.expire_if_due(7, Timestamp(700_000)).is_none(),
+            "only once"
+        );
+        assert_eq!(
+            user.pay(7, None, Timestamp(1)),
+            Err(PaymentError::OrderExpired(7))
+        );
+        assert_eq!(user.balance, 10_000);
+    }
+
+    #[test]
+    fn a_paid_order_neither_expires_nor_cancels() {
+        let mut user = user_with_order(10_000, 1_000);
+        user.pay(7, None, Timestamp(1)).unwrap();
+        assert!(user.expire_if_due(7, Timestamp(u64::MAX)).is_none());
+        assert_eq!(
+            user.cancel(7).unwrap_err(),
+            CancelError::NotCancellable {
+                order_id: 7,
+                status: OrderStatus::Paid
+            }
+        );
+    }
+
+    #[test]
+    fn cancel_is_for_pending_orders_only() {
+        let mut user = user_with_order(10_000, 1_000);
+        assert_eq!(user.cancel(7).unwrap().status, OrderStatus::Cancelled);
+        assert!(matches!(
+            user.cancel(7),
+            Err(CancelError::NotCancellable { .. })
+        ));
+        assert_eq!(
+            user.pay(7, None, Timestamp(1)),
+            Err(PaymentError::Cancelled(7))
+        );
+        assert_eq!(user.cancel(8).unwrap_err(), CancelError::OrderNotFound(8));
+    }
+
+    #[test]
+    fn unused_coupons_past_expiry_show_as_expired() {
+        let held = coupon(3, Discount::Fixed { amount: 1 }, Some(Timestamp(10)));
+        assert_eq!(held.view_at(Timestamp(9)).status, CouponStatus::Available);
+        assert_eq!(held.view_at(Timestamp(10)).status, CouponStatus::Expired);
+    }
+}

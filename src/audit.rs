@@ -1,0 +1,347 @@
+//! The invariants of SPEC section 5, checked over one consistent `EngineState`. Pure: the
+//! engine, the snapshot code (before writing, after reading) and the simulator all call
+//! `audit`, and unit tests corrupt a state to prove each check can fail.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::model::{
+    CouponId, CouponStatus, OptionId, Order, OrderId, OrderStatus, ProductId, UserId,
+};
+use crate::state::EngineState;
+
+/// A PENDING order may outlive its deadline by this much (the timer's slack) before it counts
+/// as a violation.
+const EXPIRY_GRACE_MS: u64 = 1_000;
+/// At most this many violations are spelled out per check.
+const DETAIL_LIMIT: usize = 5;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditReport {
+    pub ok: bool,
+    pub checks: Vec<Check>,
+}
+
+/// Runs every check over `state` as of `now`.
+pub fn audit(state: &EngineState, now: Timestamp) -> AuditReport {
+    let orders: Vec<&Order> = state.users.iter().flat_map(|u| u.orders.values()).collect();
+    let checks = vec![
+        check("stock_conservation", stock_conservation(state, &orders)),
+        check("coupon_quantity", coupon_quantity(state)),
+        check("coupon_use", coupon_use(state)),
+        check("money", money(state)),
+        check("order_states", order_states(state, &orders, now)),
+        check("popular_stats", popular_stats(state, &orders)),
+    ];
+    AuditReport {
+        ok: checks.iter().all(|check| check.ok),
+        checks,
+    }
+}
+
+/// Builds a check from its list of violations (or a summary when there are none).
+fn check(name: &'static str, outcome: Result<String, Vec<String>>) -> Check {
+    match outcome {
+        Ok(summary) => Check {
+            name,
+            ok: true,
+            detail: summary,
+        },
+        Err(violations) => {
+            let mut detail: Vec<String> = violations.iter().take(DETAIL_LIMIT).cloned().collect();
+            if violations.len() > DETAIL_LIMIT {
+                detail.push(format!("and {} more", violations.len() - DETAIL_LIMIT));
+            }
+            Check {
+                name,
+                ok: false,
+                detail: detail.join("; "),
+            }
+        }
+    }
+}
+
+fn verdict(violations: Vec<String>, summary: String) -> Result<String, Vec<String>> {
+    if violations.is_empty() {
+        Ok(summary)
+    } else {
+        Err(violations)
+    }
+}
+
+/// Sums the quantity per (product, option) over the orders in `status`.
+fn quantities(orders: &[&Order], status: OrderStatus) -> BTreeMap<(ProductId, OptionId), u64> {
+    let mut sums = BTreeMap::new();
+    for order in orders.iter().filter(|order| order.status == status) {
+        for item in &order.items {
+            *sums.entry((item.product_id, item.option_id)).or_default() += u64::from(item.quantity);
+        }
+    }
+    sums
+}
+
+fn stock_conservation(state: &EngineState, orders: &[&Order]) -> Result<String, Vec<String>> {
+    let pending = quantities(orders, OrderStatus::Pending);
+    let paid = quantities(orders, OrderStatus::Paid);
+    let mut violations = Vec::new();
+    let mut option_count = 0;
+    for product in &state.products {
+        for option in &product.options {
+            option_count += 1;
+            let key = (product.id, option.id);
+            let stocked = option.initial.checked_add(option.restocked);
+            let accounted = option
+                .available
+                .checked_add(option.reserved)
+                .and_then(|sum| sum.checked_add(option.sold));
+            if stocked.is_none() || stocked != accounted {
+                violations.push(format!(
+                    "option {}: initial {} + restocked {} != available {} + reserved {} + sold {}",
+                    option.id,
+                    option.initial,
+                    option.restocked,
+                    option.available,
+                    option.reserved,
+                    option.sold
+                ));
+            }
+            let pending_quantity = pending.get(&key).copied().unwrap_or(0);
+            if option.reserved != pending_quantity {
+                violations.push(format!(
+                    "option {}: reserved {} but PENDING orders hold {pending_quantity}",
+                    option.id, option.reserved
+                ));
+            }
+            let paid_quantity = paid.get(&key).copied().unwrap_or(0);
+            if option.sold != paid_quantity {
+                violations.push(format!(
+                    "option {}: sold {} but PAID orders hold {paid_quantity}",
+                    option.id, option.sold
+                ));
+            }
+        }
+    }
+    verdict(violations, format!("{option_count} options balance"))
+}
+
+fn coupon_quantity(state: &EngineState) -> Result<String, Vec<String>> {
+    let mut held: BTreeMap<CouponId, BTreeSet<UserId>> = BTreeMap::new();
+    for user in &state.users {
+        for &coupon_id in user.coupons.keys() {
+            held.entry(coupon_id).or_default().insert(user.id);
+        }
+    }
+    let mut violations = Vec::new();
+    let mut issued_total = 0;
+    for coupon in &state.coupons {
+        let issued = coupon.total.checked_sub(coupon.remaining);
+        match issued {
+            Some(issued) if issued == coupon.holders.len() as u64 => issued_total += issued,
+            _ => violations.push(format!(
+                "coupon {}: total {} - remaining {} != {} holders",
+                coupon.id,
+                coupon.total,
+                coupon.remaining,
+                coupon.holders.len()
+            )),
+        }
+        let holders_in_users = held.remove(&coupon.id).unwrap_or_default();
+        if holders_in_users != coupon.holders {
+            violations.push(format!(
+                "coupon {}: the coupon lists {} holders, users hold {}",
+                coupon.id,
+                coupon.holders.len(),
+                holders_in_users.len()
+            ));
+        }
+    }
+    for coupon_id in held.keys() {
+        violations.push(format!(
+            "users hold coupon {coupon_id}, which does not exist"
+        ));
+    }
+    verdict(violations, format!("{issued_total} coupons issued"))
+}
+
+fn coupon_use(state: &EngineState) -> Result<String, Vec<String>> {
+    let mut violations = Vec::new();
+    let mut used = 0;
+    for user in &state.users {
+        let mut paying: BTreeMap<CouponId, Vec<OrderId>> = BTreeMap::new();
+        for order in user
+            .orders
+            .values()
+            .filter(|o| o.status == OrderStatus::Paid)
+        {
+            if let Some(coupon_id) = order.coupon_id {
+                paying.entry(coupon_id).or_default().push(order.order_id);
+            }
+        }
+        for (&coupon_id, coupon) in &user.coupons {
+            let orders = paying.remove(&coupon_id).unwrap_or_default();
+            let is_used = coupon.status == CouponStatus::Used;
+            let consistent = match (is_used, orders.as_slice()) {
+                (true, [order_id]) => coupon.order_id == Some(*order_id),
+                (false, []) => coupon.order_id.is_none(),
+                _ => false,
+            };
+            if !consistent || coupon.coupon_id != coupon_id || coupon.user_id != user.id {
+                violations.push(format!(
+                    "user {} coupon {coupon_id}: status {:?} (order {:?}) but PAID orders naming it: {orders:?}",
+                    user.id, coupon.status, coupon.order_id
+                ));
+            }
+            used += u64::from(is_used);
+        }
+        for (coupon_id, orders) in paying {
+            violations.push(format!(
+                "user {}: PAID orders {orders:?} name coupon {coupon_id}, which the user does not hold",
+                user.id
+            ));
+        }
+    }
+    verdict(
+        violations,
+        format!("{used} coupons used, each by one PAID order"),
+    )
+}
+
+fn money(state: &EngineState) -> Result<String, Vec<String>> {
+    let mut violations = Vec::new();
+    let (mut balances, mut inflow, mut paid_total) = (0u128, 0u128, 0u128);
+    for user in &state.users {
+        let paid: u128 = user
+            .orders
+            .values()
+            .filter(|order| order.status == OrderStatus::Paid)
+            .map(|order| u128::from(order.paid_amount.unwrap_or(0)))
+            .sum();
+        let received = u128::from(user.initial_balance) + u128::from(user.charged);
+        if received.checked_sub(paid) != Some(u128::from(user.balance)) {
+            violations.push(format!(
+                "user {}: balance {} != initial {} + charged {} - paid {paid}",
+                user.id, user.balance, user.initial_balance, user.charged
+            ));
+        }
+        balances += u128::from(user.balance);
+        inflow += received;
+        paid_total += paid;
+    }
+    verdict(
+        violations,
+        format!("balances {balances} = initial and charged {inflow} - paid {paid_total}"),
+    )
+}
+
+fn order_states(
+    state: &EngineState,
+    orders: &[&Order],
+    now: Timestamp,
+) -> Result<String, Vec<String>> {
+    let mut violations = Vec::new();
+    let reserving: BTreeSet<OrderId> = state
+        .products
+        .iter()
+        .flat_map(|product| product.reservations.keys().copied())
+        .collect();
+    let mut seen = BTreeSet::new();
+    for user in &state.users {
+        for (&order_id, order) in &user.orders {
+            if order.order_id != order_id || order.user_id != user.id || !seen.insert(order_id) {
+                violations.push(format!(
+                    "order {order_id}: filed under user {} inconsistently or twice",
+                    user.id
+                ));
+            }
+        }
+    }
+    for order in orders {
+        let id = order.order_id;
+        let paid_fields = [
+            order.paid_at.is_some(),
+            order.paid_amount.is_some(),
+            order.discount_amount.is_some(),
+        ];
+        match order.status {
+            OrderStatus::Pending if order.expires_at.0 + EXPIRY_GRACE_MS < now.0 => violations
+                .push(format!(
+                    "order {id}: PENDING {} ms past its expiry",
+                    now.0 - order.expires_at.0
+                )),
+            OrderStatus::Pending if !reserving.contains(&id) => {
+                violations.push(format!("order {id}: PENDING without a reservation"))
+            }
+            OrderStatus::Expired | OrderStatus::Cancelled | OrderStatus::Paid
+                if reserving.contains(&id) =>
+            {
+                violations.push(format!(
+                    "order {id}: {:?} still holds a reservation",
+                    order.status
+                ))
+            }
+            OrderStatus::Paid if paid_fields.contains(&false) => {
+                violations.push(format!("order {id}: PAID without payment details"))
+            }
+            _ => {}
+        }
+        if order.status != OrderStatus::Paid && paid_fields.contains(&true) {
+            violations.push(format!(
+                "order {id}: {:?} with payment details",
+                order.status
+            ));
+        }
+    }
+    for order_id in reserving.difference(&seen) {
+        violations.push(format!(
+            "a reservation names order {order_id}, which no user has"
+        ));
+    }
+    verdict(
+        violations,
+        format!("{} orders, each in one state", orders.len()),
+    )
+}
+
+fn popular_stats(state: &EngineState, orders: &[&Order]) -> Result<String, Vec<String>> {
+    let mut expected: BTreeMap<(u64, ProductId), u64> = BTreeMap::new();
+    for order in orders
+        .iter()
+        .filter(|order| order.status == OrderStatus::Paid)
+    {
+        let day = order.paid_at.map_or(0, Timestamp::day);
+        for item in &order.items {
+            *expected.entry((day, item.product_id)).or_default() += u64::from(item.quantity);
+        }
+    }
+    let mut violations = Vec::new();
+    let keys: BTreeSet<_> = expected
+        .keys()
+        .chain(state.sales.daily.keys())
+        .copied()
+        .collect();
+    for key in keys {
+        let (want, have) = (expected.get(&key), state.sales.daily.get(&key));
+        if want != have {
+            violations.push(format!(
+                "day {} product {}: statistics say {have:?}, PAID orders {want:?}",
+                key.0, key.1
+            ));
+        }
+    }
+    verdict(
+        violations,
+        format!("{} day-product totals match", expected.len()),
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,291 @@
+//! Settings (SPEC section 3): `config/default.toml` or `--config PATH`, then environment
+//! overrides `COMMERCE__SECTION__KEY`, validated once at start-up so a bad value is a clear
+//! message instead of a surprise under load. Every key has the spec's default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::actors::data_platform::Sink;
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub snapshot: SnapshotSettings,
+    pub order: OrderSettings,
+    pub limits: Limits,
+    pub seed: SeedSettings,
+    pub admin: AdminSettings,
+    pub data_platform: DataPlatformSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    pub addr: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnapshotSettings {
+    pub dir: PathBuf,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    pub keep: usize,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrderSettings {
+    /// How long an unpaid order holds its stock.
+    #[serde(with = "humantime_serde")]
+    pub expiry: Duration,
+}
+
+/// Limits on what one request may do. Money in won.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub max_charge: u64,
+    pub max_balance: u64,
+    pub max_order_items: usize,
+    pub max_item_quantity: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SeedSettings {
+    pub path: PathBuf,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Bearer token of the admin API; empty disables it.
+    pub token: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    #[default]
+    Log,
+    File,
+    Http,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataPlatformSettings {
+    pub sink: SinkKind,
+    /// JSON-lines file of the `file` sink.
+    pub path: Option<PathBuf>,
+    /// Endpoint of the `http` sink.
+    pub url: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            server: ServerSettings::default(),
+            snapshot: SnapshotSettings::default(),
+            order: OrderSettings::default(),
+            limits: Limits::default(),
+            seed: SeedSettings::default(),
+            admin: AdminSettings::default(),
+            data_platform: DataPlatformSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit: 16_384,
+        }
+    }
+}
+
+impl Default for SnapshotSettings {
+    fn default() -> Self {
+        SnapshotSettings {
+            dir: PathBuf::from("snapshots"),
+            interval: Duration::from_secs(30),
+            keep: 5,
+        }
+    }
+}
+
+impl Default for OrderSettings {
+    fn default() -> Self {
+        OrderSettings {
+            expiry: Duration::from_secs(600),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_charge: 1_000_000,
+            max_balance: 100_000_000,
+            max_order_items: 50,
+            max_item_quantity: 1_000,
+        }
+    }
+}
+
+impl Default for SeedSettings {
+    fn default() -> Self {
+        SeedSettings {
+            path: PathBuf::from("config/seed.toml"),
+        }
+    }
+}
+
+/// The file read when no `--config` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
+
+impl Settings {
+    /// Reads `path` (or the default file, if present) and the environment, then validates.
+    pub fn load(path: Option<&Path>) -> Result<Settings, String> {
+        let file = match path {
+            Some(path) => config::File::from(path).required(true),
+            None => config::File::with_name(DEFAULT_CONFIG_PATH).required(false),
+        };
+        let settings: Settings = config::Config::builder()
+            .add_source(file)
+            .add_source(
+                config::Environment::with_prefix("COMMERCE")
+                    .prefix_separator("__")
+                    .separator("__"),
+            )
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|error| format!("invalid configuration: {error}"))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let checks = [
+            (
+                self.server.body_limit > 0,
+                "server.body_limit must be positive",
+            ),
+            (
+                !self.snapshot.interval.is_zero(),
+                "snapshot.interval must be positive",
+            ),
+            (self.snapshot.keep >= 1, "snapshot.keep must be at least 1"),
+            (
+                !self.order.expiry.is_zero(),
+                "order.expiry must be positive",
+            ),
+            (
+                self.limits.max_charge > 0,
+                "limits.max_charge must be positive",
+            ),
+            (
+                self.limits.max_balance > 0,
+                "limits.max_balance must be positive",
+            ),
+            (
+                self.limits.max_order_items > 0,
+                "limits.max_order_items must be positive",
+            ),
+            (
+                self.limits.max_item_quantity > 0,
+                "limits.max_item_quantity must be positive",
+            ),
+        ];
+        if let Some((_, message)) = checks.iter().find(|(ok, _)| !ok) {
+            return Err(format!("invalid configuration: {message}"));
+        }
+        self.sink().map(|_| ())
+    }
+
+    /// The data-platform sink the settings describe.
+    pub fn sink(&self) -> Result<Sink, String> {
+        let settings = &self.data_platform;
+        match settings.sink {
+            SinkKind::Log => Ok(Sink::Log),
+            SinkKind::File => settings.path.clone().map(Sink::File).ok_or_else(|| {
+                "invalid configuration: data_platform.sink = \"file\" needs data_platform.path"
+                    .into()
+            }),
+            SinkKind::Http => settings.url.clone().map(Sink::Http).ok_or_else(|| {
+                "invalid configuration: data_platform.sink = \"http\" needs data_platform.url"
+                    .into()
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_default_file_matches_the_spec_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_PATH);
+        let text = std::fs::read_to_string(path).unwrap();
+        let settings: Settings = toml::from_str(&text).unwrap();
+        assert_eq!(settings, Settings::default());
+    }
+
+    #[test]
+    fn durations_are_human_readable() {
+        let settings: Settings = toml::from_str("[order]\nexpiry = \"1500ms\"").unwrap();
+        assert_eq!(settings.order.expiry, Duration::from_millis(1500));
+        assert!(toml::from_str::<Settings>("[order]\nexpiry = \"soon\"").is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert!(toml::from_str::<Settings>("[server]\nport = 80").is_err());
+    }
+
+    #[test]
+    fn sinks_need_their_destination() {
+        let mut settings = Settings::default();
+        settings.data_platform.sink = SinkKind::File;
+        assert!(
+            settings
+                .validate()
+                .unwrap_err()
+                .contains("data_platform.path")
+        );
+        settings.data_platform.path = Some(PathBuf::from("paid.jsonl"));
+        assert_eq!(settings.sink(), Ok(Sink::File(PathBuf::from("paid.jsonl"))));
+    }
+
+    #[test]
+    fn zero_limits_are_rejected() {
+        let mut settings = Settings::default();
+        settings.limits.max_order_items = 0;
+        assert!(settings.validate().unwrap_err().contains("max_order_items"));
+    }
+}

@@ -1,0 +1,298 @@
+//! The catalog's use cases: product listing and lookup, the popular ranking (SPEC section 1,
+//! cases 3 and 8), and the admin operations that add users, products, stock and coupons.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+
+use super::Engine;
+use crate::actors::coupon::CouponState;
+use crate::actors::product::{OptionStock, ProductMessage, ProductState};
+use crate::actors::sales::SalesMessage;
+use crate::actors::user::UserState;
+use crate::clock::Timestamp;
+use crate::error::EngineError;
+use crate::model::{CouponView, Discount, OptionId, ProductId, ProductView, UserId, Won};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProductSort {
+    #[default]
+    Id,
+    PriceAscending,
+    PriceDescending,
+}
+
+/// A validated `GET /products` query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductQuery {
+    pub category: Option<String>,
+    pub option: Option<String>,
+    pub min_price: Option<Won>,
+    pub max_price: Option<Won>,
+    pub in_stock: Option<bool>,
+    pub sort: ProductSort,
+    /// 1-based.
+    pub page: usize,
+    pub size: usize,
+}
+
+impl Default for ProductQuery {
+    fn default() -> Self {
+        ProductQuery {
+            category: None,
+            option: None,
+            min_price: None,
+            max_price: None,
+            in_stock: None,
+            sort: ProductSort::Id,
+            page: 1,
+            size: 20,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductPage {
+    pub items: Vec<ProductView>,
+    pub page: usize,
+    pub size: usize,
+    /// How many products match, over all pages.
+    pub total: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PopularItem {
+    pub rank: usize,
+    pub product_id: ProductId,
+    pub name: String,
+    pub sold_quantity: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewProduct {
+    pub name: String,
+    pub category: String,
+    pub price: Won,
+    pub options: Vec<NewProductOption>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewProductOption {
+    pub name: String,
+    pub stock: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewCoupon {
+    pub name: String,
+    pub discount: Discount,
+    pub quantity: u64,
+    pub expires_at: Option<Timestamp>,
+}
+
+fn invalid(message: impl Into<String>) -> EngineError {
+    EngineError::InvalidRequest(message.into())
+}
+
+impl Engine {
+    /// Lists products. Stock comes from the boards the product actors publish, so a listing
+    /// sends no messages; it may be a moment behind a reservation in flight.
+    pub fn products(&self, query: &ProductQuery) -> ProductPage {
+        let mut matching: Vec<_> = self
+            .directory()
+            .products()
+            .into_iter()
+            .filter(|p| {
+                query
+                    .category
+                    .as_ref()
+                    .is_none_or(|category| &p.category == category)
+            })
+            .filter(|p| {
+                query
+                    .option
+                    .as_ref()
+                    .is_none_or(|name| p.has_option_named(name))
+            })
+            .filter(|p| query.min_price.is_none_or(|min| p.price >= min))
+            .filter(|p| query.max_price.is_none_or(|max| p.price <= max))
+            .filter(|p| query.in_stock.is_none_or(|wanted| p.in_stock() == wanted))
+            .collect();
+        match query.sort {
+            ProductSort::Id => {}
+            ProductSort::PriceAscending => matching.sort_by_key(|p| (p.price, p.id)),
+            ProductSort::PriceDescending => {
+                matching.sort_by_key(|p| (std::cmp::Reverse(p.price), p.id))
+            }
+        }
+        let total = matching.len();
+        let skip = (query.page - 1).saturating_mul(query.size);
+        let items = matching
+            .iter()
+            .skip(skip)
+            .take(query.size)
+            .map(|p| p.view())
+            .collect();
+        ProductPage {
+            items,
+            page: query.page,
+            size: query.size,
+            total,
+        }
+    }
+
+    pub fn product(&self, product_id: ProductId) -> Result<ProductView, EngineError> {
+        let product = self.directory().product(product_id);
+        product
+            .map(|p| p.view())
+            .ok_or(EngineError::ProductNotFound(product_id))
+    }
+
+    /// The best sellers over the last `days` UTC days (today included), from the sales actor.
+    pub async fn popular(&self, days: u64, limit: usize) -> Result<Vec<PopularItem>, EngineError> {
+        let _admitted = self.links().gate.enter().await;
+        let today = self.clock().now().day();
+        let ranking = self
+            .ask(&self.links().sales, |reply| SalesMessage::Popular {
+                today,
+                days,
+                limit,
+                reply,
+            })
+            .await?;
+        let items = ranking
+            .into_iter()
+            .enumerate()
+            .map(|(index, ranked)| PopularItem {
+                rank: index + 1,
+                product_id: ranked.product_id,
+                name: self
+                    .directory()
+                    .product(ranked.product_id)
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default(),
+                sold_quantity: ranked.sold_quantity,
+            })
+            .collect();
+        Ok(items)
+    }
+
+    /// Creates a user with `balance` points; the next free id when `user_id` is absent.
+    pub async fn create_user(
+        &self,
+        user_id: Option<UserId>,
+        balance: Won,
+    ) -> Result<(UserId, Won), EngineError> {
+        let max_balance = self.links().limits.max_balance;
+        if balance > max_balance {
+            return Err(EngineError::InvalidAmount(format!(
+                "balance must be at most {max_balance}"
+            )));
+        }
+        let _admitted = self.links().gate.enter().await;
+        let id = match user_id {
+            Some(0) => return Err(invalid("user_id must be a positive integer")),
+            Some(id) => {
+                self.inner
+                    .ids
+                    .user
+                    .fetch_max(id.saturating_add(1), Ordering::SeqCst);
+                id
+            }
+            None => self.free_user_id(),
+        };
+        self.spawn_user(UserState::new(id, balance)).await?;
+        Ok((id, balance))
+    }
+
+    /// The next id no user has (ids given explicitly may have taken some).
+    fn free_user_id(&self) -> UserId {
+        loop {
+            let id = self.inner.ids.user.fetch_add(1, Ordering::SeqCst);
+            if self.directory().user(id).is_none() {
+                return id;
+            }
+        }
+    }
+
+    pub async fn create_product(&self, new: NewProduct) -> Result<ProductView, EngineError> {
+        if new.name.trim().is_empty() || new.category.trim().is_empty() {
+            return Err(invalid("name and category must not be empty"));
+        }
+        if new.options.is_empty() {
+            return Err(invalid("a product needs at least one option"));
+        }
+        let names: BTreeSet<_> = new
+            .options
+            .iter()
+            .map(|option| option.name.trim())
+            .collect();
+        if names.len() != new.options.len() || names.contains("") {
+            return Err(invalid("option names must be non-empty and distinct"));
+        }
+        let _admitted = self.links().gate.enter().await;
+        let ids = &self.inner.ids;
+        let options = new
+            .options
+            .into_iter()
+            .map(|option| OptionStock {
+                id: ids.option.fetch_add(1, Ordering::SeqCst),
+                name: option.name,
+                initial: option.stock,
+                restocked: 0,
+                available: option.stock,
+                reserved: 0,
+                sold: 0,
+            })
+            .collect();
+        let state = ProductState {
+            id: ids.product.fetch_add(1, Ordering::SeqCst),
+            name: new.name,
+            category: new.category,
+            price: new.price,
+            options,
+            reservations: Default::default(),
+        };
+        Ok(self.spawn_product(state).await?.view())
+    }
+
+    pub async fn restock(
+        &self,
+        product_id: ProductId,
+        option_id: OptionId,
+        quantity: u64,
+    ) -> Result<ProductView, EngineError> {
+        if quantity == 0 {
+            return Err(invalid("quantity must be a positive integer"));
+        }
+        let _admitted = self.links().gate.enter().await;
+        let product = self
+            .directory()
+            .product(product_id)
+            .ok_or(EngineError::ProductNotFound(product_id))?;
+        self.ask(&product.actor, |reply| ProductMessage::Restock {
+            option_id,
+            quantity,
+            reply,
+        })
+        .await??;
+        Ok(product.view())
+    }
+
+    pub async fn create_coupon(&self, new: NewCoupon) -> Result<CouponView, EngineError> {
+        if new.name.trim().is_empty() {
+            return Err(invalid("name must not be empty"));
+        }
+        if !new.discount.is_valid() {
+            return Err(invalid("discount percent must be 1 to 100"));
+        }
+        if new.quantity == 0 {
+            return Err(invalid("quantity must be a positive integer"));
+        }
+        let _admitted = self.links().gate.enter().await;
+        let id = self.inner.ids.coupon.fetch_add(1, Ordering::SeqCst);
+        let state = CouponState::new(id, new.name, new.discount, new.quantity, new.expires_at);
+        let view = state.view();
+        self.spawn_coupon(state).await?;
+        Ok(view)
+    }
+}

@@ -1,0 +1,347 @@
+//! `Engine`: the one cloneable handle through which HTTP, the simulator and tests reach the
+//! actors. One async fn per use case (in `shopping.rs` and `catalog.rs`); each admits itself
+//! through the gate, looks actors up in the directory and asks them, with a timeout.
+//!
+//! This file starts the engine from an `EngineState`, reads a consistent state back out
+//! (audit, snapshots) and stops it.
+
+mod catalog;
+mod shopping;
+
+pub use catalog::{
+    NewCoupon, NewProduct, NewProductOption, PopularItem, ProductPage, ProductQuery, ProductSort,
+};
+pub use shopping::OrderLine;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef, Message, RpcReplyPort};
+
+use crate::actors::Links;
+use crate::actors::coupon::{CouponActor, CouponMessage, CouponState};
+use crate::actors::data_platform::{DataPlatformActor, DataPlatformMessage, Sink};
+use crate::actors::order_supervisor::{OrderSupervisor, SupervisorMessage};
+use crate::actors::product::{ProductActor, ProductMessage, ProductState, StockBoard};
+use crate::actors::sales::{SalesActor, SalesMessage};
+use crate::actors::user::{UserActor, UserMessage, UserState};
+use crate::audit::{AuditReport, audit};
+use crate::clock::Clock;
+use crate::config::Limits;
+use crate::directory::{Directory, ProductEntry};
+use crate::error::EngineError;
+use crate::gate::Gate;
+use crate::model::OrderStatus;
+use crate::state::{EngineState, IdCounters};
+
+/// How the engine behaves, independent of HTTP.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub limits: Limits,
+    pub order_expiry: Duration,
+    pub sink: Sink,
+    /// How long a caller waits for an actor before answering 503.
+    pub call_timeout: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            limits: Limits::default(),
+            order_expiry: Duration::from_secs(600),
+            sink: Sink::Log,
+            call_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    links: Arc<Links>,
+    supervisor: ActorRef<SupervisorMessage>,
+    order_expiry: Duration,
+    ids: Ids,
+}
+
+/// The id counters, live. Handed out with `fetch_add`, so ids never repeat.
+struct Ids {
+    user: AtomicU64,
+    product: AtomicU64,
+    option: AtomicU64,
+    coupon: AtomicU64,
+    order: AtomicU64,
+}
+
+impl Ids {
+    fn new(counters: IdCounters) -> Ids {
+        Ids {
+            user: AtomicU64::new(counters.next_user_id),
+            product: AtomicU64::new(counters.next_product_id),
+            option: AtomicU64::new(counters.next_option_id),
+            coupon: AtomicU64::new(counters.next_coupon_id),
+            order: AtomicU64::new(counters.next_order_id),
+        }
+    }
+
+    fn counters(&self) -> IdCounters {
+        IdCounters {
+            next_user_id: self.user.load(Ordering::SeqCst),
+            next_product_id: self.product.load(Ordering::SeqCst),
+            next_option_id: self.option.load(Ordering::SeqCst),
+            next_coupon_id: self.coupon.load(Ordering::SeqCst),
+            next_order_id: self.order.load(Ordering::SeqCst),
+        }
+    }
+}
+
+fn spawn_failed(error: impl std::fmt::Display) -> EngineError {
+    EngineError::Unavailable(format!("could not start an actor: {error}"))
+}
+
+impl Engine {
+    /// Starts every actor from `state` and re-arms the deadline of each PENDING order (those
+    /// already past it expire at once).
+    pub async fn start(
+        config: EngineConfig,
+        clock: Clock,
+        mut state: EngineState,
+    ) -> Result<Engine, EngineError> {
+        state.fit_counters();
+        let (sales, _) = Actor::spawn(None, SalesActor, state.sales)
+            .await
+            .map_err(spawn_failed)?;
+        let data_platform = DataPlatformActor { sink: config.sink };
+        let (data_platform, _) = Actor::spawn(None, data_platform, state.data_platform)
+            .await
+            .map_err(spawn_failed)?;
+        let links = Arc::new(Links {
+            directory: Arc::new(Directory::default()),
+            gate: Arc::new(Gate::default()),
+            sales,
+            data_platform,
+            clock,
+            limits: config.limits,
+            call_timeout: config.call_timeout,
+        });
+        let supervisor = OrderSupervisor {
+            links: links.clone(),
+        };
+        let (supervisor, _) = Actor::spawn(None, supervisor, ())
+            .await
+            .map_err(spawn_failed)?;
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                links,
+                supervisor,
+                order_expiry: config.order_expiry,
+                ids: Ids::new(state.ids),
+            }),
+        };
+        for product in state.products {
+            engine.spawn_product(product).await?;
+        }
+        for coupon in state.coupons {
+            engine.spawn_coupon(coupon).await?;
+        }
+        for user in state.users {
+            engine.spawn_user(user).await?;
+        }
+        Ok(engine)
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.inner.links.clock
+    }
+
+    fn links(&self) -> &Links {
+        &self.inner.links
+    }
+
+    fn directory(&self) -> &Directory {
+        &self.inner.links.directory
+    }
+
+    /// Asks an actor and waits for its reply, at most `call_timeout`.
+    async fn ask<M: Message, R: Send + 'static>(
+        &self,
+        actor: &ActorRef<M>,
+        message: impl FnOnce(RpcReplyPort<R>) -> M,
+    ) -> Result<R, EngineError> {
+        match actor.call(message, Some(self.links().call_timeout)).await {
+            Ok(CallResult::Success(reply)) => Ok(reply),
+            Ok(CallResult::Timeout) => {
+                tracing::error!(actor = %actor.get_id(), "actor call timed out");
+                Err(EngineError::Unavailable(
+                    "an actor did not answer in time".into(),
+                ))
+            }
+            Ok(CallResult::SenderError) | Err(_) => {
+                tracing::error!(actor = %actor.get_id(), "actor is gone");
+                Err(EngineError::Unavailable("an actor has stopped".into()))
+            }
+        }
+    }
+
+    /// Starts a user actor and registers it; the user's PENDING orders get their deadlines.
+    async fn spawn_user(&self, state: UserState) -> Result<(), EngineError> {
+        let (id, pending): (_, Vec<_>) = (
+            state.id,
+            state
+                .orders
+                .values()
+                .filter(|order| order.status == OrderStatus::Pending)
+                .map(|order| (order.order_id, order.expires_at))
+                .collect(),
+        );
+        let order_ids: Vec<_> = state.orders.keys().copied().collect();
+        let actor = UserActor {
+            links: self.inner.links.clone(),
+        };
+        let (user, _) = Actor::spawn(None, actor, state)
+            .await
+            .map_err(spawn_failed)?;
+        if !self.directory().insert_user(id, user.clone()) {
+            user.stop(None);
+            return Err(EngineError::UserExists(id));
+        }
+        for order_id in order_ids {
+            self.directory().insert_order(order_id, id);
+        }
+        for (order_id, expires_at) in pending {
+            self.arm(order_id, id, expires_at);
+        }
+        Ok(())
+    }
+
+    async fn spawn_product(&self, state: ProductState) -> Result<Arc<ProductEntry>, EngineError> {
+        let board = Arc::new(StockBoard::new(&state));
+        let (id, name, category, price) = (
+            state.id,
+            state.name.clone(),
+            state.category.clone(),
+            state.price,
+        );
+        let options = state
+            .options
+            .iter()
+            .map(|o| (o.id, o.name.clone()))
+            .collect();
+        let actor = ProductActor {
+            board: board.clone(),
+        };
+        let (actor, _) = Actor::spawn(None, actor, state)
+            .await
+            .map_err(spawn_failed)?;
+        let entry = ProductEntry {
+            actor,
+            id,
+            name,
+            category,
+            price,
+            options,
+            board,
+        };
+        self.directory().insert_product(entry);
+        self.directory()
+            .product(id)
+            .ok_or_else(|| EngineError::Unavailable("product vanished".into()))
+    }
+
+    async fn spawn_coupon(
+        &self,
+        state: CouponState,
+    ) -> Result<ActorRef<CouponMessage>, EngineError> {
+        let id = state.id;
+        let (coupon, _) = Actor::spawn(None, CouponActor, state)
+            .await
+            .map_err(spawn_failed)?;
+        self.directory().insert_coupon(id, coupon.clone());
+        Ok(coupon)
+    }
+
+    fn arm(&self, order_id: u64, user_id: u64, expires_at: crate::clock::Timestamp) {
+        let _ = self.inner.supervisor.cast(SupervisorMessage::Arm {
+            order_id,
+            user_id,
+            expires_at,
+        });
+    }
+
+    /// Reads every actor's state at one consistent point (see `src/gate.rs`): new commands wait
+    /// while it runs, in-flight ones finish first.
+    pub async fn read_state(&self) -> Result<EngineState, EngineError> {
+        let _closed = self.links().gate.close().await;
+        self.read_state_while_closed().await
+    }
+
+    async fn read_state_while_closed(&self) -> Result<EngineState, EngineError> {
+        let mut state = EngineState {
+            ids: self.inner.ids.counters(),
+            ..EngineState::default()
+        };
+        // Each list is asked all at once and then awaited, so the pause grows with the
+        // slowest actor rather than with the sum of all of them.
+        let users = self.directory().users();
+        let users = futures_util::future::join_all(
+            users
+                .iter()
+                .map(|(_, user)| self.ask(user, UserMessage::Read)),
+        );
+        let products = self.directory().products();
+        let products = futures_util::future::join_all(
+            products
+                .iter()
+                .map(|entry| self.ask(&entry.actor, ProductMessage::Read)),
+        );
+        let coupons = self.directory().coupons();
+        let coupons = futures_util::future::join_all(
+            coupons
+                .iter()
+                .map(|coupon| self.ask(coupon, CouponMessage::Read)),
+        );
+        let (users, products, coupons) = tokio::join!(users, products, coupons);
+        state.users = users.into_iter().collect::<Result<_, _>>()?;
+        state.products = products.into_iter().collect::<Result<_, _>>()?;
+        state.coupons = coupons.into_iter().collect::<Result<_, _>>()?;
+        state.sales = self.ask(&self.links().sales, SalesMessage::Read).await?;
+        state.data_platform = self
+            .ask(&self.links().data_platform, DataPlatformMessage::Read)
+            .await?;
+        Ok(state)
+    }
+
+    /// Checks the invariants of SPEC section 5 over a consistent state.
+    pub async fn audit(&self) -> Result<AuditReport, EngineError> {
+        let state = self.read_state().await?;
+        Ok(audit(&state, self.clock().now()))
+    }
+
+    /// How many order deadlines the supervisor is watching (tests, metrics).
+    pub async fn watched_deadlines(&self) -> Result<usize, EngineError> {
+        self.ask(&self.inner.supervisor, SupervisorMessage::Watched)
+            .await
+    }
+
+    /// Stops every actor. Commands arriving afterwards answer 503.
+    pub async fn stop(&self) {
+        let _closed = self.links().gate.close().await;
+        for (_, user) in self.directory().users() {
+            user.stop(None);
+        }
+        for product in self.directory().products() {
+            product.actor.stop(None);
+        }
+        for coupon in self.directory().coupons() {
+            coupon.stop(None);
+        }
+        self.inner.supervisor.stop(None);
+        self.links().sales.stop(None);
+        self.links().data_platform.stop(None);
+    }
+}

@@ -1,0 +1,383 @@
+//! The buyer's use cases: points, coupons, orders and payment (SPEC section 1, cases 1, 2 and
+//! 4 to 7). Each admits itself through the gate and asks the actors that own the state.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Engine;
+use crate::actors::coupon::CouponMessage;
+use crate::actors::product::{ProductMessage, StockLine};
+use crate::actors::user::UserMessage;
+use crate::directory::ProductEntry;
+use crate::error::EngineError;
+use crate::model::{
+    CouponId, CouponView, OptionId, Order, OrderId, OrderItem, OrderStatus, Payment, ProductId,
+    UserCoupon, UserId, Won,
+};
+
+/// One requested line of an order. `option_id` may be left out for a one-option product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderLine {
+    pub product_id: ProductId,
+    pub option_id: Option<OptionId>,
+    pub quantity: u64,
+}
+
+/// A line checked against the catalog: the product it names and its option.
+struct ResolvedLine<'a> {
+    product: &'a ProductEntry,
+    option_id: OptionId,
+    quantity: u64,
+}
+
+impl Engine {
+    fn user_ref(&self, user_id: UserId) -> Result<ractor::ActorRef<UserMessage>, EngineError> {
+        self.directory()
+            .user(user_id)
+            .ok_or(EngineError::UserNotFound(user_id))
+    }
+
+    pub async fn balance(&self, user_id: UserId) -> Result<Won, EngineError> {
+        let _admitted = self.links().gate.enter().await;
+        let user = self.user_ref(user_id)?;
+        self.ask(&user, UserMessage::Balance).await
+    }
+
+    /// Adds `amount` points: positive and at most `limits.max_charge`, or `InvalidAmount`.
+    pub async fn charge(&self, user_id: UserId, amount: Won) -> Result<Won, EngineError> {
+        let max_charge = self.links().limits.max_charge;
+        if amount == 0 || amount > max_charge {
+            return Err(EngineError::InvalidAmount(format!(
+                "amount must be a positive integer of at most {max_charge}, got {amount}"
+            )));
+        }
+        let _admitted = self.links().gate.enter().await;
+        let user = self.user_ref(user_id)?;
+        let charged = self
+            .ask(&user, |reply| UserMessage::Charge { amount, reply })
+            .await?;
+        Ok(charged?)
+    }
+
+    /// First come, first served. The user is looked up before the coupon is asked, so a unit
+    /// is only taken for a user who exists.
+    pub async fn issue_coupon(
+        &self,
+        coupon_id: CouponId,
+        user_id: UserId,
+    ) -> Result<UserCoupon, EngineError> {
+        let _admitted = self.links().gate.enter().await;
+        let coupon = self
+            .directory()
+            .coupon(coupon_id)
+            .ok_or(EngineError::CouponNotFound(coupon_id))?;
+        let user = self.user_ref(user_id)?;
+        let now = self.clock().now();
+        let issued = self
+            .ask(&coupon, |reply| CouponMessage::Issue {
+                user_id,
+                user,
+                now,
+                reply,
+            })
+            .await?;
+        Ok(issued?)
+    }
+
+    pub async fn coupon(&self, coupon_id: CouponId) -> Result<CouponView, EngineError> {
+        let _admitted = self.links().gate.enter().await;
+        let coupon = self
+            .directory()
+            .coupon(coupon_id)
+            .ok_or(EngineError::CouponNotFound(coupon_id))?;
+        self.ask(&coupon, CouponMessage::View).await
+    }
+
+    pub async fn user_coupons(&self, user_id: UserId) -> Result<Vec<UserCoupon>, EngineError> {
+        let _admitted = self.links().gate.enter().await;
+        let user = self.user_ref(user_id)?;
+        let now = self.clock().now();
+        self.ask(&user, |reply| UserMessage::Coupons { now, reply })
+            .await
+    }
+
+    /// Places an order: reserves stock on every product involved, all or nothing, then hands
+    /// the PENDING order to its buyer and its deadline to the supervisor.
+    ///
+    /// Runs in its own task: a caller that goes away (a dropped HTTP connection) must not stop
+    /// it between reserving stock and recording the order, or the stock would be lost.
+    pub async fn place_order(
+        &self,
+        user_id: UserId,
+        lines: Vec<OrderLine>,
+    ) -> Result<Order, EngineError> {
+        let engine = self.clone();
+        tokio::spawn(async move { engine.place_order_to_the_end(user_id, lines).await })
+            .await
+            .map_err(|error| EngineError::Unavailable(format!("order placement failed: {error}")))?
+    }
+
+    async fn place_order_to_the_end(
+        &self,
+        user_id: UserId,
+        lines: Vec<OrderLine>,
+    ) -> Result<Order, EngineError> {
+        self.check_order_shape(&lines)?;
+        let _admitted = self.links().gate.enter().await;
+        let user = self.user_ref(user_id)?;
+        let products = lines
+            .iter()
+            .map(|line| {
+                self.directory()
+                    .product(line.product_id)
+                    .ok_or(EngineError::ProductNotFound(line.product_id))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let resolved = resolve_lines(&lines, &products)?;
+        let order_id = self
+            .inner
+            .ids
+            .order
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let items = order_items(&resolved)?;
+        self.reserve_all(order_id, &resolved).await?;
+        let now = self.clock().now();
+        let order = Order {
+            order_id,
+            user_id,
+            status: OrderStatus::Pending,
+            total_amount: items.iter().map(|item| item.line_total).sum(),
+            items,
+            coupon_id: None,
+            discount_amount: None,
+            paid_amount: None,
+            created_at: now,
+            expires_at: now.saturating_add(self.inner.order_expiry),
+            paid_at: None,
+        };
+        self.directory().insert_order(order_id, user_id);
+        let _ = user.cast(UserMessage::AddOrder(order.clone()));
+        self.arm(order_id, user_id, order.expires_at);
+        Ok(order)
+    }
+
+    fn check_order_shape(&self, lines: &[OrderLine]) -> Result<(), EngineError> {
+        let limits = self.links().limits;
+        if lines.is_empty() || lines.len() > limits.max_order_items {
+            return Err(EngineError::InvalidOrder(format!(
+                "an order needs 1 to {} items, got {}",
+                limits.max_order_items,
+                lines.len()
+            )));
+        }
+        if let Some(line) = lines
+            .iter()
+            .find(|line| line.quantity == 0 || line.quantity > limits.max_item_quantity)
+        {
+            return Err(EngineError::InvalidOrder(format!(
+                "product {}: quantity must be 1 to {}, got {}",
+                line.product_id, limits.max_item_quantity, line.quantity
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reserves each product's lines in turn; if one is short, releases what was reserved and
+    /// waits for the release, so the 409 reply never leaves stock held.
+    async fn reserve_all(
+        &self,
+        order_id: OrderId,
+        lines: &[ResolvedLine<'_>],
+    ) -> Result<(), EngineError> {
+        let mut by_product: BTreeMap<ProductId, (&ProductEntry, Vec<StockLine>)> = BTreeMap::new();
+        for line in lines {
+            let stock_line = StockLine {
+                option_id: line.option_id,
+                quantity: line.quantity,
+            };
+            by_product
+                .entry(line.product.id)
+                .or_insert((line.product, Vec::new()))
+                .1
+                .push(stock_line);
+        }
+        let mut reserved = Vec::new();
+        for (product, stock_lines) in by_product.into_values() {
+            let outcome = self
+                .ask(&product.actor, |reply| ProductMessage::Reserve {
+                    order_id,
+                    lines: stock_lines,
+                    reply,
+                })
+                .await;
+            match outcome {
+                Ok(Ok(())) => reserved.push(product),
+                Ok(Err(short)) => {
+                    return Err(self
+                        .undo_reservations(order_id, reserved, short.into())
+                        .await);
+                }
+                Err(error) => return Err(self.undo_reservations(order_id, reserved, error).await),
+            }
+        }
+        Ok(())
+    }
+
+    async fn undo_reservations(
+        &self,
+        order_id: OrderId,
+        reserved: Vec<&ProductEntry>,
+        cause: EngineError,
+    ) -> EngineError {
+        for product in reserved {
+            let released = self
+                .ask(&product.actor, |reply| ProductMessage::Release {
+                    order_id,
+                    reply: Some(reply),
+                })
+                .await;
+            if let Err(error) = released {
+                tracing::error!(order_id, product_id = product.id, %error, "could not release a reservation");
+            }
+        }
+        cause
+    }
+
+    /// Finds an order by id alone (through the directory's order → buyer index).
+    pub async fn order(&self, order_id: OrderId) -> Result<Order, EngineError> {
+        let _admitted = self.links().gate.enter().await;
+        let not_found = EngineError::OrderNotFound(order_id);
+        let user_id = self
+            .directory()
+            .buyer_of(order_id)
+            .ok_or(not_found.clone())?;
+        let user = self.user_ref(user_id)?;
+        self.ask(&user, |reply| UserMessage::Order { order_id, reply })
+            .await?
+            .ok_or(not_found)
+    }
+
+    pub async fn user_orders(&self, user_id: UserId) -> Result<Vec<Order>, EngineError> {
+        let _admitted = self.links().gate.enter().await;
+        let user = self.user_ref(user_id)?;
+        self.ask(&user, UserMessage::Orders).await
+    }
+
+    /// Pays `user_id`'s order. An unknown user, or an order of someone else, is ORDER_NOT_FOUND.
+    pub async fn pay(
+        &self,
+        order_id: OrderId,
+        user_id: UserId,
+        coupon_id: Option<CouponId>,
+    ) -> Result<Payment, EngineError> {
+        let _admitted = self.links().gate.enter().await;
+        let user = self
+            .directory()
+            .user(user_id)
+            .ok_or(EngineError::OrderNotFound(order_id))?;
+        let now = self.clock().now();
+        let paid = self
+            .ask(&user, |reply| UserMessage::Pay {
+                order_id,
+                coupon_id,
+                now,
+                reply,
+            })
+            .await?;
+        Ok(paid?)
+    }
+
+    /// Cancels a PENDING order of `user_id`'s and returns it once its stock is orderable again.
+    pub async fn cancel(&self, order_id: OrderId, user_id: UserId) -> Result<Order, EngineError> {
+        let _admitted = self.links().gate.enter().await;
+        let user = self
+            .directory()
+            .user(user_id)
+            .ok_or(EngineError::OrderNotFound(order_id))?;
+        let now = self.clock().now();
+        let order = self
+            .ask(&user, |reply| UserMessage::Cancel {
+                order_id,
+                now,
+                reply,
+            })
+            .await??;
+        // The buyer already cast the releases; a second, answered release (a no-op) behind
+        // them in each mailbox tells us they are applied.
+        let products: BTreeSet<ProductId> =
+            order.items.iter().map(|item| item.product_id).collect();
+        for product_id in products {
+            if let Some(product) = self.directory().product(product_id) {
+                self.ask(&product.actor, |reply| ProductMessage::Release {
+                    order_id,
+                    reply: Some(reply),
+                })
+                .await?;
+            }
+        }
+        Ok(order)
+    }
+}
+
+/// Matches each line to its product's option; rejects ambiguous or repeated lines.
+fn resolve_lines<'a>(
+    lines: &[OrderLine],
+    products: &'a [std::sync::Arc<ProductEntry>],
+) -> Result<Vec<ResolvedLine<'a>>, EngineError> {
+    let mut seen = BTreeSet::new();
+    let mut resolved = Vec::with_capacity(lines.len());
+    for (line, product) in lines.iter().zip(products) {
+        let option_id = match line.option_id {
+            Some(option_id) if product.options.iter().any(|(id, _)| *id == option_id) => option_id,
+            Some(option_id) => {
+                return Err(EngineError::OptionNotFound {
+                    product_id: product.id,
+                    option_id,
+                });
+            }
+            None if product.options.len() == 1 => product.options[0].0,
+            None => {
+                return Err(EngineError::InvalidOrder(format!(
+                    "product {} has {} options: option_id is required",
+                    product.id,
+                    product.options.len()
+                )));
+            }
+        };
+        if !seen.insert((product.id, option_id)) {
+            return Err(EngineError::InvalidOrder(format!(
+                "product {} option {option_id} appears on two lines",
+                product.id
+            )));
+        }
+        resolved.push(ResolvedLine {
+            product: product.as_ref(),
+            option_id,
+            quantity: line.quantity,
+        });
+    }
+    Ok(resolved)
+}
+
+/// Prices the lines; a total that would not fit in a u64 is an invalid order, not a wrap.
+fn order_items(lines: &[ResolvedLine<'_>]) -> Result<Vec<OrderItem>, EngineError> {
+    let too_large = || EngineError::InvalidOrder("the order total is too large".into());
+    let mut total: Won = 0;
+    let mut items = Vec::with_capacity(lines.len());
+    for line in lines {
+        let line_total = line
+            .product
+            .price
+            .checked_mul(line.quantity)
+            .ok_or_else(too_large)?;
+        total = total.checked_add(line_total).ok_or_else(too_large)?;
+        items.push(OrderItem {
+            product_id: line.product.id,
+            option_id: line.option_id,
+            name: line.product.name.clone(),
+            quantity: u32::try_from(line.quantity).map_err(|_| too_large())?,
+            unit_price: line.product.price,
+            line_total,
+        });
+    }
+    Ok(items)
+}

@@ -1,0 +1,30 @@
+//! The admission gate: how the audit (and snapshots) get a consistent view of many actors.
+//!
+//! Every command — each `Engine` use case and each expiry — holds the gate open (a shared
+//! read guard) from its first message until every actor it messaged directly has replied. An
+//! actor casts its follow-ups to other actors (commit or release stock, record a sale, deliver
+//! to the data platform, hand a coupon to its holder) *before* it replies, and follow-ups never
+//! cast further. So when the gate is closed (the exclusive guard, taken after in-flight commands
+//! drain) every effect of every finished command is already in some mailbox, and mailboxes are
+//! FIFO: a `Read` sent after closing is answered only after those effects are applied. Reading
+//! every actor then gives a state in which no order is half placed and no payment half applied.
+//!
+//! tokio's RwLock is fair: once a reader of the whole state waits, new commands queue behind it,
+//! so the view cannot be starved under load. Commands that are in flight finish first.
+
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+#[derive(Debug, Default)]
+pub struct Gate(RwLock<()>);
+
+impl Gate {
+    /// Admits one command; it runs while the returned guard lives.
+    pub async fn enter(&self) -> RwLockReadGuard<'_, ()> {
+        self.0.read().await
+    }
+
+    /// Waits for in-flight commands to finish and holds new ones back while the guard lives.
+    pub async fn close(&self) -> RwLockWriteGuard<'_, ()> {
+        self.0.write().await
+    }
+}
