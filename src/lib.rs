@@ -20,6 +20,7 @@
 //! protects are checked by `src/audit.rs`.
 
 pub mod actors;
+pub mod app;
 
 pub mod audit;
 pub mod clock;
@@ -28,6 +29,7 @@ pub mod directory;
 pub mod engine;
 pub mod error;
 pub mod gate;
+pub mod http;
 
 pub mod model;
 pub mod seed;

@@ -1,0 +1,150 @@
+//! The only place that picks HTTP statuses. Engine errors and warp rejections both become an
+//! `ApiError`, rendered as `{"code","message"}` — never a plain-text or HTML body, never a 500
+//! for bad input. Internal failures are logged in full and answered with a short message.
+
+use std::convert::Infallible;
+
+use serde::Serialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Rejection, Reply};
+
+use crate::error::EngineError;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl warp::reject::Reject for ApiError {}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 INVALID_REQUEST: malformed JSON, wrong types, unknown fields, a bad path id.
+    pub fn invalid_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", message)
+    }
+
+    /// 400 INVALID_QUERY: a query string that breaks the listing's rules.
+    pub fn invalid_query(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_QUERY", message)
+    }
+
+    /// 400 INVALID_AMOUNT: an amount that is not a positive integer within the limit.
+    pub fn invalid_amount(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_AMOUNT", message)
+    }
+
+    /// 400 INVALID_ORDER: an order whose lines break the order rules.
+    pub fn invalid_order(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_ORDER", message)
+    }
+
+    /// 401 UNAUTHORIZED: a missing or wrong admin token.
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "a valid admin bearer token is required",
+        )
+    }
+
+    /// 404 NOT_FOUND: no such route.
+    pub fn not_found() -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
+    }
+
+    /// 413 PAYLOAD_TOO_LARGE: a body over `server.body_limit`.
+    pub fn payload_too_large(limit: u64) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!("the request body is over the limit of {limit} bytes"),
+        )
+    }
+}
+
+impl Reply for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            code: self.code,
+            message: &self.message,
+        };
+        warp::reply::with_status(warp::reply::json(&body), self.status).into_response()
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> ApiError {
+        use EngineError::*;
+        let message = error.to_string();
+        let (status, code) = match error {
+            UserNotFound(_) => (StatusCode::NOT_FOUND, "USER_NOT_FOUND"),
+            ProductNotFound(_) => (StatusCode::NOT_FOUND, "PRODUCT_NOT_FOUND"),
+            OptionNotFound { .. } => (StatusCode::NOT_FOUND, "OPTION_NOT_FOUND"),
+            CouponNotFound(_) => (StatusCode::NOT_FOUND, "COUPON_NOT_FOUND"),
+            OrderNotFound(_) => (StatusCode::NOT_FOUND, "ORDER_NOT_FOUND"),
+            InvalidAmount(_) => (StatusCode::BAD_REQUEST, "INVALID_AMOUNT"),
+            InvalidQuery(_) => (StatusCode::BAD_REQUEST, "INVALID_QUERY"),
+            InvalidOrder(_) => (StatusCode::BAD_REQUEST, "INVALID_ORDER"),
+            InvalidRequest(_) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
+            UserExists(_) => (StatusCode::CONFLICT, "USER_EXISTS"),
+            BalanceLimitExceeded { .. } => (StatusCode::CONFLICT, "BALANCE_LIMIT_EXCEEDED"),
+            OutOfStock { .. } => (StatusCode::CONFLICT, "OUT_OF_STOCK"),
+            CouponAlreadyIssued { .. } => (StatusCode::CONFLICT, "COUPON_ALREADY_ISSUED"),
+            CouponSoldOut(_) => (StatusCode::CONFLICT, "COUPON_SOLD_OUT"),
+            CouponExpired(_) => (StatusCode::CONFLICT, "COUPON_EXPIRED"),
+            OrderExpired(_) => (StatusCode::CONFLICT, "ORDER_EXPIRED"),
+            OrderAlreadyPaid(_) => (StatusCode::CONFLICT, "ORDER_ALREADY_PAID"),
+            OrderCancelled(_) => (StatusCode::CONFLICT, "ORDER_CANCELLED"),
+            CouponNotUsable { .. } => (StatusCode::CONFLICT, "COUPON_NOT_USABLE"),
+            InsufficientBalance { .. } => (StatusCode::CONFLICT, "INSUFFICIENT_BALANCE"),
+            OrderNotCancellable { .. } => (StatusCode::CONFLICT, "ORDER_NOT_CANCELLABLE"),
+            Unavailable(_) => {
+                tracing::error!(%message, "engine unavailable");
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "UNAVAILABLE",
+                    "the engine is busy or shutting down; retry later",
+                );
+            }
+        };
+        ApiError::new(status, code, message)
+    }
+}
+
+/// Turns every rejection into the JSON error shape.
+pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    let error = if let Some(error) = rejection.find::<ApiError>() {
+        error.clone()
+    } else if rejection.is_not_found() {
+        ApiError::not_found()
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "this path does not accept that method",
+        )
+    } else {
+        // Anything else warp rejects (a header it cannot parse, a body it cannot read) is the
+        // client's request, not our failure.
+        tracing::debug!(?rejection, "request rejected");
+        ApiError::invalid_request(format!("the request could not be read: {rejection:?}"))
+    };
+    Ok(error.into_response())
+}

@@ -1,0 +1,9 @@
+//! The HTTP front (warp): routes, handlers, request/response types and the one error mapping.
+
+pub mod error;
+pub mod handlers;
+pub mod query;
+pub mod routes;
+pub mod types;
+
+pub use routes::{RouteOptions, routes};

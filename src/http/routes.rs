@@ -1,0 +1,283 @@
+//! The warp filters: method + path + body limit + JSON -> request type -> handler.
+//!
+//! Each route matches its path first and its method second, so an unknown path is 404 and a
+//! known path with the wrong method is 405. Path ids are taken as text and parsed here, so
+//! `/users/abc/points` is a 400 INVALID_REQUEST rather than a confusing 404. Admin routes check
+//! the token right after the path: a disabled admin API answers 404 to every method.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use futures_util::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Buf, Filter, Rejection};
+
+use super::error::{ApiError, recover};
+use super::handlers;
+use crate::engine::Engine;
+
+/// What the routes need besides the engine.
+#[derive(Clone, Debug)]
+pub struct RouteOptions {
+    /// Largest accepted body, in bytes.
+    pub body_limit_bytes: u64,
+    /// The admin bearer token; empty disables the admin API.
+    pub admin_token: String,
+}
+
+/// Every route of SPEC section 2, with every rejection turned into the JSON error shape.
+pub fn routes(engine: Engine, options: RouteOptions) -> BoxedFilter<(Response,)> {
+    let api = shop_routes(engine.clone(), options.body_limit_bytes)
+        .or(admin_routes(engine, options))
+        .unify();
+    api.recover(recover).unify().boxed()
+}
+
+fn shop_routes(engine: Engine, limit: u64) -> BoxedFilter<(Response,)> {
+    let engine = warp::any().map(move || engine.clone());
+    let health = warp::path!("health")
+        .and(warp::get())
+        .and_then(handlers::health);
+    let points = warp::path!("users" / String / "points")
+        .and(warp::get())
+        .and_then(positive_id)
+        .and(engine.clone())
+        .and_then(handlers::points);
+    let charge = warp::path!("users" / String / "points" / "charge")
+        .and(warp::post())
+        .and_then(positive_id)
+        .and(json_body(limit))
+        .and(engine.clone())
+        .and_then(handlers::charge);
+    let user_coupons = warp::path!("users" / String / "coupons")
+        .and(warp::get())
+        .and_then(positive_id)
+        .and(engine.clone())
+        .and_then(handlers::user_coupons);
+    let user_orders = warp::path!("users" / String / "orders")
+        .and(warp::get())
+        .and_then(positive_id)
+        .and(engine.clone())
+        .and_then(handlers::user_orders);
+    let products = warp::path!("products")
+        .and(warp::get())
+        .and(raw_query())
+        .and(engine.clone())
+        .and_then(handlers::products);
+    // Before `/products/{id}`, which would take "popular" for an id.
+    let popular = warp::path!("products" / "popular")
+        .and(warp::get())
+        .and(raw_query())
+        .and(engine.clone())
+        .and_then(handlers::popular);
+    let product = warp::path!("products" / String)
+        .and(warp::get())
+        .and_then(positive_id)
+        .and(engine.clone())
+        .and_then(handlers::product);
+    let issue = warp::path!("coupons" / String / "issue")
+        .and(warp::post())
+        .and_then(positive_id)
+        .and(json_body(limit))
+        .and(engine.clone())
+        .and_then(handlers::issue_coupon);
+    let coupon = warp::path!("coupons" / String)
+        .and(warp::get())
+        .and_then(positive_id)
+        .and(engine.clone())
+        .and_then(handlers::coupon);
+    let place_order = warp::path!("orders")
+        .and(warp::post())
+        .and(json_body(limit))
+        .and(engine.clone())
+        .and_then(handlers::place_order);
+    let order = warp::path!("orders" / String)
+        .and(warp::get())
+        .and_then(positive_id)
+        .and(engine.clone())
+        .and_then(handlers::order);
+    let pay = warp::path!("orders" / String / "payment")
+        .and(warp::post())
+        .and_then(positive_id)
+        .and(json_body(limit))
+        .and(engine.clone())
+        .and_then(handlers::pay);
+    let cancel = warp::path!("orders" / String / "cancel")
+        .and(warp::post())
+        .and_then(positive_id)
+        .and(json_body(limit))
+        .and(engine)
+        .and_then(handlers::cancel);
+    let users = points
+        .or(charge)
+        .unify()
+        .or(user_coupons)
+        .unify()
+        .or(user_orders)
+        .unify();
+    let catalog = products.or(popular).unify().or(product).unify();
+    let coupons = issue.or(coupon).unify();
+    let orders = place_order
+        .or(order)
+        .unify()
+        .or(pay)
+        .unify()
+        .or(cancel)
+        .unify();
+    health
+        .or(users)
+        .unify()
+        .or(catalog)
+        .unify()
+        .or(coupons)
+        .unify()
+        .or(orders)
+        .unify()
+        .boxed()
+}
+
+fn admin_routes(engine: Engine, options: RouteOptions) -> BoxedFilter<(Response,)> {
+    let limit = options.body_limit_bytes;
+    let token: Arc<str> = options.admin_token.into();
+    let admin = move || admin_token(token.clone());
+    let engine = warp::any().map(move || engine.clone());
+    let users = warp::path!("admin" / "users")
+        .and(admin())
+        .and(warp::post())
+        .and(json_body(limit))
+        .and(engine.clone())
+        .and_then(handlers::create_user);
+    let products = warp::path!("admin" / "products")
+        .and(admin())
+        .and(warp::post())
+        .and(json_body(limit))
+        .and(engine.clone())
+        .and_then(handlers::create_product);
+    let restock = warp::path!("admin" / "products" / String / "options" / String / "restock")
+        .and(admin())
+        .and(warp::post())
+        .and_then(|product: String, option: String| async move {
+            Ok::<_, Rejection>((parse_id(&product)?, parse_id(&option)?))
+        })
+        .untuple_one()
+        .and(json_body(limit))
+        .and(engine.clone())
+        .and_then(handlers::restock);
+    let coupons = warp::path!("admin" / "coupons")
+        .and(admin())
+        .and(warp::post())
+        .and(json_body(limit))
+        .and(engine.clone())
+        .and_then(handlers::create_coupon);
+    let audit = warp::path!("admin" / "audit")
+        .and(admin())
+        .and(warp::get())
+        .and(engine)
+        .and_then(handlers::audit);
+    users
+        .or(products)
+        .unify()
+        .or(restock)
+        .unify()
+        .or(coupons)
+        .unify()
+        .or(audit)
+        .unify()
+        .boxed()
+}
+
+fn parse_id(raw: &str) -> Result<u64, Rejection> {
+    match raw.parse::<u64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(warp::reject::custom(ApiError::invalid_request(format!(
+            "`{raw}` is not a valid id: ids are positive integers"
+        )))),
+    }
+}
+
+async fn positive_id(raw: String) -> Result<u64, Rejection> {
+    parse_id(&raw)
+}
+
+/// The raw query string, empty when there is none.
+fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// Passes requests carrying `Authorization: Bearer <token>`, compared in constant time.
+/// With no token configured the admin API does not exist (404). The token is never logged.
+fn admin_token(token: Arc<str>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+        .and_then(move |header: Option<String>| {
+            let token = token.clone();
+            async move {
+                if token.is_empty() {
+                    return Err(warp::reject::not_found());
+                }
+                let presented = header
+                    .as_deref()
+                    .and_then(|h| h.strip_prefix("Bearer "))
+                    .unwrap_or("");
+                match bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+                    true => Ok(()),
+                    false => Err(warp::reject::custom(ApiError::unauthorized())),
+                }
+            }
+        })
+        .untuple_one()
+}
+
+/// Reads a JSON body of at most `limit` bytes into `T`. Bodies are read as a stream, so a
+/// client that sends no Content-Length still cannot make us buffer more than the limit.
+fn json_body<T: DeserializeOwned + Send + 'static>(
+    limit: u64,
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and(warp::body::stream())
+        .and_then(move |declared: Option<u64>, body| async move {
+            if declared.is_some_and(|length| length > limit) {
+                return Err(warp::reject::custom(ApiError::payload_too_large(limit)));
+            }
+            let bytes = read_limited(body, limit).await?;
+            parse_json(&bytes).map_err(warp::reject::custom)
+        })
+}
+
+async fn read_limited<B: Buf>(
+    body: impl Stream<Item = Result<B, warp::Error>>,
+    limit: u64,
+) -> Result<Vec<u8>, Rejection> {
+    let mut body = std::pin::pin!(body);
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|error| {
+            warp::reject::custom(ApiError::invalid_request(format!(
+                "the body could not be read: {error}"
+            )))
+        })?;
+        if (bytes.len() + chunk.remaining()) as u64 > limit {
+            return Err(warp::reject::custom(ApiError::payload_too_large(limit)));
+        }
+        while chunk.has_remaining() {
+            let piece = chunk.chunk();
+            bytes.extend_from_slice(piece);
+            let read = piece.len();
+            chunk.advance(read);
+        }
+    }
+    Ok(bytes)
+}
+
+/// An empty body reads as `{}`, so endpoints whose fields are all optional need none.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(bytes)
+        .map_err(|error| ApiError::invalid_request(format!("invalid JSON body: {error}")))
+}

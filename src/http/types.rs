@@ -1,0 +1,213 @@
+//! Request and response bodies of the HTTP API (SPEC section 2). Requests reject unknown
+//! fields; ids in bodies must be positive. Fields whose bad values have their own error code
+//! (`amount`, `quantity`) are read loosely here and judged by the handler.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::audit::AuditReport;
+use crate::clock::Timestamp;
+use crate::engine::{NewCoupon, NewProduct, NewProductOption, PopularItem, ProductPage};
+use crate::model::{CouponId, Discount, Order, ProductView, UserCoupon, UserId, Won};
+
+/// A positive integer id (u64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Id(pub u64);
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match u64::deserialize(deserializer)? {
+            0 => Err(serde::de::Error::custom("ids are positive integers")),
+            id => Ok(Id(id)),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChargeRequest {
+    /// Any JSON value: a negative, fractional or string amount is INVALID_AMOUNT, not a
+    /// generic malformed request.
+    pub amount: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueCouponRequest {
+    pub user_id: Id,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrderRequest {
+    pub user_id: Id,
+    pub items: Vec<OrderLineRequest>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderLineRequest {
+    pub product_id: Id,
+    #[serde(default)]
+    pub option_id: Option<Id>,
+    /// Signed so that 0 and negative quantities are INVALID_ORDER, like any out-of-range one.
+    pub quantity: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayRequest {
+    pub user_id: Id,
+    #[serde(default)]
+    pub coupon_id: Option<Id>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    pub user_id: Id,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    #[serde(default)]
+    pub user_id: Option<Id>,
+    #[serde(default)]
+    pub balance: Option<Won>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProductRequest {
+    pub name: String,
+    pub category: String,
+    pub price: Won,
+    pub options: Vec<CreateOptionRequest>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOptionRequest {
+    pub name: String,
+    pub stock: u64,
+}
+
+impl From<CreateProductRequest> for NewProduct {
+    fn from(request: CreateProductRequest) -> NewProduct {
+        NewProduct {
+            name: request.name,
+            category: request.category,
+            price: request.price,
+            options: request
+                .options
+                .into_iter()
+                .map(|option| NewProductOption {
+                    name: option.name,
+                    stock: option.stock,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestockRequest {
+    pub quantity: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCouponRequest {
+    pub name: String,
+    pub discount: Discount,
+    pub quantity: u64,
+    #[serde(default)]
+    pub expires_at: Option<Timestamp>,
+}
+
+impl From<CreateCouponRequest> for NewCoupon {
+    fn from(request: CreateCouponRequest) -> NewCoupon {
+        NewCoupon {
+            name: request.name,
+            discount: request.discount,
+            quantity: request.quantity,
+            expires_at: request.expires_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct PointsResponse {
+    pub user_id: UserId,
+    pub balance: Won,
+}
+
+#[derive(Serialize)]
+pub struct ProductPageResponse {
+    pub items: Vec<ProductView>,
+    pub page: usize,
+    pub size: usize,
+    pub total: usize,
+}
+
+impl From<ProductPage> for ProductPageResponse {
+    fn from(page: ProductPage) -> Self {
+        ProductPageResponse {
+            items: page.items,
+            page: page.page,
+            size: page.size,
+            total: page.total,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct PopularResponse {
+    pub days: u64,
+    pub limit: usize,
+    pub items: Vec<PopularItemResponse>,
+}
+
+#[derive(Serialize)]
+pub struct PopularItemResponse {
+    pub rank: usize,
+    pub product_id: u64,
+    pub name: String,
+    pub sold_quantity: u64,
+}
+
+impl From<PopularItem> for PopularItemResponse {
+    fn from(item: PopularItem) -> Self {
+        PopularItemResponse {
+            rank: item.rank,
+            product_id: item.product_id,
+            name: item.name,
+            sold_quantity: item.sold_quantity,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct UserCouponsResponse {
+    pub user_id: UserId,
+    pub coupons: Vec<UserCoupon>,
+}
+
+#[derive(Serialize)]
+pub struct UserOrdersResponse {
+    pub user_id: UserId,
+    pub orders: Vec<Order>,
+}
+
+#[derive(Serialize)]
+pub struct HealthResponse {
+    pub status: &'static str,
+}
+
+pub type AuditResponse = AuditReport;
+
+/// Coupon ids in request bodies.
+pub fn coupon_id(id: Option<Id>) -> Option<CouponId> {
+    id.map(|Id(id)| id)
+}
