@@ -1,0 +1,221 @@
+//! Concurrency claims proven by racing many tasks on a multi-threaded runtime, with exact
+//! counts: first-come coupons, the last units of stock, concurrent charges, double payment,
+//! one coupon on two orders, and payment racing expiry. Each ends with a passing audit.
+
+mod helpers;
+
+use std::time::Duration;
+
+use commerce_engine::EngineError;
+use commerce_engine::engine::OrderLine;
+use commerce_engine::model::OrderStatus;
+use helpers::{assert_audit_ok, catalog, engine, engine_with_expiry, race};
+
+fn line(product_id: u64, option_id: u64, quantity: u64) -> Vec<OrderLine> {
+    vec![OrderLine {
+        product_id,
+        option_id: Some(option_id),
+        quantity,
+    }]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_hundred_users_race_for_thirty_coupons() {
+    let engine = engine(catalog(500, 0, 10, 30)).await;
+    let outcomes = race((1..=500).map(|user_id| {
+        let engine = engine.clone();
+        async move { engine.issue_coupon(1, user_id).await }
+    }))
+    .await;
+    let issued = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    let sold_out = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(EngineError::CouponSoldOut(1))))
+        .count();
+    assert_eq!((issued, sold_out), (30, 470));
+    assert_eq!(engine.coupon(1).await.unwrap().remaining_quantity, 0);
+    let mut holders = 0;
+    for user_id in 1..=500 {
+        holders += engine.user_coupons(user_id).await.unwrap().len();
+    }
+    assert_eq!(holders, 30, "every issued coupon reached its user");
+    assert_audit_ok(&engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_user_asking_thirty_times_at_once_gets_one() {
+    let engine = engine(catalog(5, 0, 10, 30)).await;
+    let outcomes = race((0..30).map(|_| {
+        let engine = engine.clone();
+        async move { engine.issue_coupon(1, 4).await }
+    }))
+    .await;
+    let issued = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    let duplicates = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(EngineError::CouponAlreadyIssued { .. })))
+        .count();
+    assert_eq!((issued, duplicates), (1, 29));
+    assert_eq!(engine.coupon(1).await.unwrap().remaining_quantity, 29);
+    assert_eq!(engine.user_coupons(4).await.unwrap().len(), 1);
+    assert_audit_ok(&engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_buyers_for_fifty_units() {
+    let engine = engine(catalog(100, 1_000_000, 50, 1)).await;
+    let outcomes = race((1..=100).map(|user_id| {
+        let engine = engine.clone();
+        async move { engine.place_order(user_id, line(1, 11, 1)).await }
+    }))
+    .await;
+    let placed = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    let out_of_stock = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(EngineError::OutOfStock { .. })))
+        .count();
+    assert_eq!((placed, out_of_stock), (50, 50));
+    assert_eq!(engine.product(1).unwrap().options[0].stock, 0);
+    assert_audit_ok(&engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn multi_product_orders_racing_never_oversell() {
+    // Each order takes one red keyboard and one mug; mugs (100) outnumber keyboards (20).
+    let engine = engine(catalog(100, 1_000_000, 20, 1)).await;
+    let outcomes = race((1..=100).map(|user_id| {
+        let engine = engine.clone();
+        let lines = vec![
+            OrderLine {
+                product_id: 2,
+                option_id: None,
+                quantity: 1,
+            },
+            OrderLine {
+                product_id: 1,
+                option_id: Some(11),
+                quantity: 1,
+            },
+        ];
+        async move { engine.place_order(user_id, lines).await }
+    }))
+    .await;
+    assert_eq!(
+        outcomes.iter().filter(|outcome| outcome.is_ok()).count(),
+        20
+    );
+    assert_eq!(
+        engine.product(2).unwrap().options[0].stock,
+        80,
+        "failed orders gave their mugs back"
+    );
+    assert_audit_ok(&engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_concurrent_charges_on_one_user_lose_nothing() {
+    let engine = engine(catalog(3, 1_000, 10, 1)).await;
+    let outcomes = race((1..=200).map(|amount| {
+        let engine = engine.clone();
+        async move { engine.charge(2, amount).await }
+    }))
+    .await;
+    assert!(outcomes.iter().all(Result::is_ok));
+    let expected = 1_000 + (1..=200).sum::<u64>();
+    assert_eq!(engine.balance(2).await.unwrap(), expected);
+    assert_audit_ok(&engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_order_paid_ten_times_at_once_is_paid_once() {
+    let engine = engine(catalog(3, 100_000, 10, 1)).await;
+    let order = engine.place_order(1, line(1, 11, 1)).await.unwrap();
+    let outcomes = race((0..10).map(|_| {
+        let engine = engine.clone();
+        async move { engine.pay(order.order_id, 1, None).await }
+    }))
+    .await;
+    let paid = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    let already = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(EngineError::OrderAlreadyPaid(_))))
+        .count();
+    assert_eq!((paid, already), (1, 9));
+    assert_eq!(engine.balance(1).await.unwrap(), 50_000, "debited once");
+    assert_audit_ok(&engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_coupon_on_two_orders_at_once_is_used_once() {
+    let engine = engine(catalog(3, 1_000_000, 10, 5)).await;
+    engine.issue_coupon(1, 1).await.unwrap();
+    for round in 0..20 {
+        let first = engine
+            .place_order(1, line(2, 21, 1))
+            .await
+            .unwrap()
+            .order_id;
+        let second = engine
+            .place_order(1, line(2, 21, 1))
+            .await
+            .unwrap()
+            .order_id;
+        let outcomes = race([first, second].map(|order_id| {
+            let engine = engine.clone();
+            async move { engine.pay(order_id, 1, Some(1)).await }
+        }))
+        .await;
+        let used = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+        let expected = if round == 0 { 1 } else { 0 };
+        assert_eq!(used, expected, "round {round}: {outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| o.is_ok() || matches!(o, Err(EngineError::CouponNotUsable { .. })))
+        );
+    }
+    assert_audit_ok(&engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn payment_racing_expiry_over_many_orders() {
+    // A 30 ms expiry and payments spread over 0-59 ms: payments and timers genuinely collide.
+    // Which one wins varies from run to run; the assertions hold for every interleaving: each
+    // order ends paid xor expired, and money and stock agree with the outcome.
+    let engine =
+        engine_with_expiry(catalog(200, 100_000, 1_000, 1), Duration::from_millis(30)).await;
+    let outcomes = race((1..=200).map(|user_id| {
+        let engine = engine.clone();
+        async move {
+            let order = engine.place_order(user_id, line(1, 11, 1)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(user_id % 60)).await;
+            (
+                order.order_id,
+                user_id,
+                engine.pay(order.order_id, user_id, None).await,
+            )
+        }
+    }))
+    .await;
+    let mut paid = 0;
+    for (order_id, user_id, outcome) in outcomes {
+        let order = engine.order(order_id).await.unwrap();
+        let balance = engine.balance(user_id).await.unwrap();
+        match outcome {
+            Ok(_) => {
+                paid += 1;
+                assert_eq!((order.status, balance), (OrderStatus::Paid, 50_000));
+            }
+            Err(EngineError::OrderExpired(_)) => {
+                assert_eq!((order.status, balance), (OrderStatus::Expired, 100_000))
+            }
+            Err(other) => panic!("unexpected payment outcome {other:?}"),
+        }
+    }
+    let sold = 1_000 - engine.product(1).unwrap().options[0].stock;
+    assert_eq!(
+        sold, paid,
+        "stock left = stock minus exactly the paid orders"
+    );
+    assert_audit_ok(&engine).await;
+}
