@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::actors::data_platform::Sink;
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -102,21 +102,6 @@ pub enum LogFormat {
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
     pub format: LogFormat,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            server: ServerSettings::default(),
-            snapshot: SnapshotSettings::default(),
-            order: OrderSettings::default(),
-            limits: Limits::default(),
-            seed: SeedSettings::default(),
-            admin: AdminSettings::default(),
-            data_platform: DataPlatformSettings::default(),
-            log: LogSettings::default(),
-        }
-    }
 }
 
 impl Default for ServerSettings {
