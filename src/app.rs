@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
@@ -15,6 +16,8 @@ use crate::engine::{Engine, EngineConfig};
 use crate::error::EngineError;
 use crate::http::{RouteOptions, routes};
 use crate::seed::Seed;
+use crate::snapshot::{self, SnapshotError, SnapshotStore};
+use crate::state::EngineState;
 
 /// In-flight requests get this long to finish at shutdown; slow clients are cut off after it.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,11 +32,20 @@ pub enum StartError {
     Seed(String),
     #[error("the engine could not start: {0}")]
     Engine(#[from] EngineError),
+    #[error("{0}")]
+    Snapshot(#[from] SnapshotError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
+}
+
+/// Choices made on the command line rather than in settings.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartOptions {
+    /// Start from the seed even when snapshot files exist but none is readable.
+    pub ignore_unreadable_snapshots: bool,
 }
 
 /// A running server.
@@ -43,24 +55,52 @@ pub struct Running {
     pub engine: Engine,
     stop_accepting: oneshot::Sender<()>,
     server: JoinHandle<()>,
+    periodic_snapshots: JoinHandle<()>,
 }
 
-pub fn engine_config(settings: &Settings) -> Result<EngineConfig, StartError> {
+pub fn engine_config(
+    settings: &Settings,
+    snapshots: Option<Arc<SnapshotStore>>,
+) -> Result<EngineConfig, StartError> {
     Ok(EngineConfig {
         limits: settings.limits,
         order_expiry: settings.order.expiry,
         sink: settings.sink().map_err(StartError::Config)?,
         call_timeout: CALL_TIMEOUT,
+        snapshots,
     })
 }
 
-/// Loads the state, starts the engine and begins serving.
-pub async fn start(settings: &Settings) -> Result<Running, StartError> {
-    settings.validate().map_err(StartError::Config)?;
+/// The newest readable snapshot, or the seed when there is none; and the next sequence.
+fn initial_state(
+    settings: &Settings,
+    options: StartOptions,
+) -> Result<(EngineState, u64), StartError> {
+    let dir = &settings.snapshot.dir;
+    if let Some(loaded) = snapshot::read_newest(dir, options.ignore_unreadable_snapshots)? {
+        return Ok((loaded.state, loaded.sequence + 1));
+    }
+    let next_sequence = snapshot::list(dir)?
+        .first()
+        .map_or(1, |(sequence, _)| sequence + 1);
+    tracing::info!(seed = %settings.seed.path.display(), "no snapshot: starting from the seed");
     let state = Seed::load(&settings.seed.path)
         .and_then(|seed| seed.into_state(&settings.limits))
         .map_err(StartError::Seed)?;
-    let engine = Engine::start(engine_config(settings)?, Clock::system(), state).await?;
+    Ok((state, next_sequence))
+}
+
+/// Loads the state, starts the engine and begins serving.
+pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running, StartError> {
+    settings.validate().map_err(StartError::Config)?;
+    let (state, next_sequence) = initial_state(settings, options)?;
+    let store = SnapshotStore::new(
+        settings.snapshot.dir.clone(),
+        settings.snapshot.keep,
+        next_sequence,
+    );
+    let config = engine_config(settings, Some(Arc::new(store)))?;
+    let engine = Engine::start(config, Clock::system(), state).await?;
     let addr = settings.server.addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -80,19 +120,36 @@ pub async fn start(settings: &Settings) -> Result<Running, StartError> {
         })
         .run();
     let server = tokio::spawn(server);
+    let periodic_snapshots =
+        tokio::spawn(snapshot_every(settings.snapshot.interval, engine.clone()));
     tracing::info!(%local_addr, "commerce-engine listening");
     Ok(Running {
         local_addr,
         engine,
         stop_accepting,
         server,
+        periodic_snapshots,
     })
 }
 
+/// Takes a snapshot every `interval`, until aborted. A failure is logged and retried next time.
+async fn snapshot_every(interval: Duration, engine: Engine) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        // Errors are logged inside `snapshot`.
+        let _ = engine.snapshot().await;
+    }
+}
+
 impl Running {
-    /// Shuts down in a fixed order: stop accepting connections, let in-flight requests finish
-    /// (at most `DRAIN_TIMEOUT`), then stop the actors.
-    pub async fn shutdown(self) {
+    /// Shuts down in a fixed order:
+    /// 1. stop accepting connections;
+    /// 2. let in-flight requests finish (at most `DRAIN_TIMEOUT`, then they are cut off);
+    /// 3. stop periodic snapshots and write the final one (everything acknowledged is in it);
+    /// 4. stop the actors.
+    pub async fn shutdown(self) -> Result<(), StartError> {
         let _ = self.stop_accepting.send(());
         let mut server = self.server;
         if tokio::time::timeout(DRAIN_TIMEOUT, &mut server)
@@ -102,16 +159,24 @@ impl Running {
             tracing::warn!("in-flight requests did not finish in {DRAIN_TIMEOUT:?}; closing them");
             server.abort();
         }
+        self.periodic_snapshots.abort();
+        let _ = self.periodic_snapshots.await;
+        let last = self.engine.snapshot().await;
         self.engine.stop().await;
-        tracing::info!("commerce-engine stopped");
+        let info = last?;
+        tracing::info!(path = %info.path.display(), "final snapshot written; stopped");
+        Ok(())
     }
 }
 
 /// Runs the server until `shutdown` resolves, then shuts down in order.
-pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
-    let running = start(&settings).await?;
+pub async fn run(
+    settings: Settings,
+    options: StartOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let running = start(&settings, options).await?;
     shutdown.await;
     tracing::info!("shutdown requested");
-    running.shutdown().await;
-    Ok(())
+    running.shutdown().await
 }

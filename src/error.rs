@@ -75,6 +75,10 @@ pub enum EngineError {
     #[error("order {order_id} cannot be cancelled: it is {status}")]
     OrderNotCancellable { order_id: OrderId, status: String },
 
+    /// A snapshot could not be taken (disk, encoding). Internal: logged, reported as 500.
+    #[error("snapshot failed: {0}")]
+    Snapshot(String),
+
     /// An actor did not answer in time or is gone. Internal: logged, reported as 503.
     #[error("the engine is unavailable: {0}")]
     Unavailable(String),

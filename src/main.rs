@@ -14,6 +14,10 @@ struct Args {
     /// Settings file (default: config/default.toml). COMMERCE__SECTION__KEY variables override it.
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
+    /// Start from the seed when snapshot files exist but none of them is readable (they are
+    /// left in place). Without it the server refuses to start over them.
+    #[arg(long)]
+    ignore_unreadable_snapshots: bool,
 }
 
 #[tokio::main]
@@ -21,7 +25,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let settings = Settings::load(args.config.as_deref()).map_err(anyhow::Error::msg)?;
     init_tracing(settings.log.format);
-    app::run(settings, shutdown_signal()).await?;
+    let options = app::StartOptions {
+        ignore_unreadable_snapshots: args.ignore_unreadable_snapshots,
+    };
+    app::run(settings, options, shutdown_signal()).await?;
     Ok(())
 }
 

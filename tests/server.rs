@@ -12,12 +12,16 @@ fn settings() -> Settings {
     settings.server.addr = "127.0.0.1:0".parse().unwrap();
     settings.seed.path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/seed.toml").into();
     settings.admin.token = helpers::ADMIN_TOKEN.into();
+    settings.snapshot.dir =
+        std::env::temp_dir().join(format!("commerce-server-test-{}", std::process::id()));
     settings
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_catalog_is_served_on_a_real_port() {
-    let running = app::start(&settings()).await.unwrap();
+    let running = app::start(&settings(), app::StartOptions::default())
+        .await
+        .unwrap();
     let base = format!("http://{}", running.local_addr);
     let client = reqwest::Client::new();
 
@@ -76,7 +80,7 @@ async fn the_demo_catalog_is_served_on_a_real_port() {
         .unwrap();
     assert_eq!(audit["ok"], true, "{audit}");
 
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
     assert!(
         client.get(format!("{base}/health")).send().await.is_err(),
         "no longer accepting"
@@ -87,7 +91,10 @@ async fn the_demo_catalog_is_served_on_a_real_port() {
 async fn a_missing_seed_is_a_clear_start_error() {
     let mut settings = settings();
     settings.seed.path = "/nonexistent/seed.toml".into();
-    let error = app::start(&settings).await.err().expect("refuses to start");
+    let error = app::start(&settings, app::StartOptions::default())
+        .await
+        .err()
+        .expect("refuses to start");
     assert!(
         error.to_string().contains("/nonexistent/seed.toml"),
         "{error}"

@@ -28,12 +28,13 @@ use crate::actors::product::{ProductActor, ProductMessage, ProductState, StockBo
 use crate::actors::sales::{SalesActor, SalesMessage};
 use crate::actors::user::{UserActor, UserMessage, UserState};
 use crate::audit::{AuditReport, audit};
-use crate::clock::Clock;
+use crate::clock::{Clock, Timestamp};
 use crate::config::Limits;
 use crate::directory::{Directory, ProductEntry};
 use crate::error::EngineError;
 use crate::gate::Gate;
 use crate::model::OrderStatus;
+use crate::snapshot::{SnapshotInfo, SnapshotStore};
 use crate::state::{EngineState, IdCounters};
 
 /// How the engine behaves, independent of HTTP.
@@ -44,6 +45,8 @@ pub struct EngineConfig {
     pub sink: Sink,
     /// How long a caller waits for an actor before answering 503.
     pub call_timeout: Duration,
+    /// Where `Engine::snapshot` writes; `None` disables snapshots.
+    pub snapshots: Option<Arc<SnapshotStore>>,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +56,7 @@ impl Default for EngineConfig {
             order_expiry: Duration::from_secs(600),
             sink: Sink::Log,
             call_timeout: Duration::from_secs(5),
+            snapshots: None,
         }
     }
 }
@@ -67,6 +71,7 @@ struct Inner {
     supervisor: ActorRef<SupervisorMessage>,
     order_expiry: Duration,
     ids: Ids,
+    snapshots: Option<Arc<SnapshotStore>>,
 }
 
 /// The id counters, live. Handed out with `fetch_add`, so ids never repeat.
@@ -141,6 +146,7 @@ impl Engine {
                 supervisor,
                 order_expiry: config.order_expiry,
                 ids: Ids::new(state.ids),
+                snapshots: config.snapshots,
             }),
         };
         for product in state.products {
@@ -265,7 +271,7 @@ impl Engine {
         Ok(coupon)
     }
 
-    fn arm(&self, order_id: u64, user_id: u64, expires_at: crate::clock::Timestamp) {
+    fn arm(&self, order_id: u64, user_id: u64, expires_at: Timestamp) {
         let _ = self.inner.supervisor.cast(SupervisorMessage::Arm {
             order_id,
             user_id,
@@ -276,8 +282,25 @@ impl Engine {
     /// Reads every actor's state at one consistent point (see `src/gate.rs`): new commands wait
     /// while it runs, in-flight ones finish first.
     pub async fn read_state(&self) -> Result<EngineState, EngineError> {
+        Ok(self.read_state_with_time().await?.0)
+    }
+
+    /// `read_state`, with the engine's time at that point.
+    pub async fn read_state_with_time(&self) -> Result<(EngineState, Timestamp), EngineError> {
         let _closed = self.links().gate.close().await;
-        self.read_state_while_closed().await
+        let state = self.read_state_while_closed().await?;
+        Ok((state, self.clock().now()))
+    }
+
+    /// Writes a snapshot of the whole state (see `src/snapshot/mod.rs`).
+    pub async fn snapshot(&self) -> Result<SnapshotInfo, EngineError> {
+        let Some(store) = &self.inner.snapshots else {
+            return Err(EngineError::Snapshot("snapshots are not configured".into()));
+        };
+        store.take(self).await.map_err(|error| {
+            tracing::error!(%error, "snapshot failed");
+            EngineError::Snapshot(error.to_string())
+        })
     }
 
     async fn read_state_while_closed(&self) -> Result<EngineState, EngineError> {

@@ -115,6 +115,13 @@ impl From<EngineError> for ApiError {
             CouponNotUsable { .. } => (StatusCode::CONFLICT, "COUPON_NOT_USABLE"),
             InsufficientBalance { .. } => (StatusCode::CONFLICT, "INSUFFICIENT_BALANCE"),
             OrderNotCancellable { .. } => (StatusCode::CONFLICT, "ORDER_NOT_CANCELLABLE"),
+            Snapshot(_) => {
+                return ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "SNAPSHOT_FAILED",
+                    message,
+                );
+            }
             Unavailable(_) => {
                 tracing::error!(%message, "engine unavailable");
                 return ApiError::new(

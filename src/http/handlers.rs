@@ -152,3 +152,7 @@ pub async fn create_coupon(request: CreateCouponRequest, engine: Engine) -> Repl
 pub async fn audit(engine: Engine) -> Reply200 {
     ok(engine.audit().await)
 }
+
+pub async fn snapshot(engine: Engine) -> Reply200 {
+    ok(engine.snapshot().await)
+}

@@ -172,6 +172,11 @@ fn admin_routes(engine: Engine, options: RouteOptions) -> BoxedFilter<(Response,
         .and(json_body(limit))
         .and(engine.clone())
         .and_then(handlers::create_coupon);
+    let snapshot = warp::path!("admin" / "snapshot")
+        .and(admin())
+        .and(warp::post())
+        .and(engine.clone())
+        .and_then(handlers::snapshot);
     let audit = warp::path!("admin" / "audit")
         .and(admin())
         .and(warp::get())
@@ -183,6 +188,8 @@ fn admin_routes(engine: Engine, options: RouteOptions) -> BoxedFilter<(Response,
         .or(restock)
         .unify()
         .or(coupons)
+        .unify()
+        .or(snapshot)
         .unify()
         .or(audit)
         .unify()

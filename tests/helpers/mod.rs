@@ -97,6 +97,7 @@ pub fn config(expiry: Duration) -> EngineConfig {
         order_expiry: expiry,
         sink: Sink::Log,
         call_timeout: Duration::from_secs(30),
+        snapshots: None,
     }
 }
 

@@ -1,0 +1,159 @@
+//! The file format and the load policy: every kind of damage is reported with a reason and
+//! skipped for an older good file; none readable is an error unless overridden.
+
+use super::*;
+use crate::config::Limits;
+use crate::seed::{Seed, SeedOption, SeedProduct, SeedUsers};
+
+const TAKEN_AT: Timestamp = Timestamp(1_790_000_000_000);
+
+fn state(users: u64) -> EngineState {
+    Seed {
+        users: SeedUsers {
+            count: users,
+            initial_balance: 1_000,
+        },
+        products: vec![SeedProduct {
+            id: 1,
+            name: "Mug".into(),
+            category: "home".into(),
+            price: 10_000,
+            options: vec![SeedOption {
+                id: 11,
+                name: "White".into(),
+                stock: 5,
+            }],
+        }],
+        coupons: vec![],
+    }
+    .into_state(&Limits::default())
+    .unwrap()
+}
+
+fn write(dir: &Path, sequence: u64, users: u64) -> PathBuf {
+    let bytes = encode_file(sequence, TAKEN_AT, &state(users)).unwrap();
+    write_atomically(dir, sequence, &bytes).unwrap()
+}
+
+/// Rewrites the header checksum after a deliberate header edit, so later checks are reached.
+fn reseal_header(bytes: &mut [u8]) {
+    let crc = crc32fast::hash(&bytes[..36]);
+    bytes[36..40].copy_from_slice(&crc.to_le_bytes());
+}
+
+#[test]
+fn a_file_round_trips() {
+    let original = state(3);
+    let bytes = encode_file(7, TAKEN_AT, &original).unwrap();
+    assert_eq!(&bytes[..8], b"CMRCSNAP");
+    let loaded = decode_file(&bytes).unwrap();
+    assert_eq!((loaded.sequence, loaded.taken_at), (7, TAKEN_AT));
+    assert_eq!(loaded.state, original);
+}
+
+#[test]
+fn every_kind_of_damage_is_named() {
+    let good = encode_file(1, TAKEN_AT, &state(3)).unwrap();
+    let mut flipped = good.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x40;
+    let mut magic = good.clone();
+    magic[0] = b'X';
+    let mut future = good.clone();
+    future[8..12].copy_from_slice(&2u32.to_le_bytes());
+    reseal_header(&mut future);
+    let mut header = good.clone();
+    header[20] ^= 1;
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty", vec![], "empty"),
+        ("short", good[..10].to_vec(), "truncated"),
+        (
+            "truncated body",
+            good[..good.len() - 3].to_vec(),
+            "truncated",
+        ),
+        ("flipped body byte", flipped, "body checksum"),
+        ("wrong magic", magic, "magic"),
+        ("future version", future, "version 2"),
+        ("damaged header", header, "header checksum"),
+    ];
+    for (case, bytes, expected) in cases {
+        let reason = decode_file(&bytes).unwrap_err();
+        assert!(reason.contains(expected), "{case}: {reason}");
+    }
+}
+
+#[test]
+fn an_inconsistent_state_is_never_written() {
+    let mut broken = state(2);
+    broken.users[0].balance += 1;
+    let error = encode_file(1, TAKEN_AT, &broken).unwrap_err();
+    assert!(
+        matches!(error, SnapshotError::Inconsistent(ref detail) if detail.contains("money")),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_newest_good_file_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), 1, 1);
+    write(dir.path(), 2, 2);
+    let newest = write(dir.path(), 3, 3);
+    assert_eq!(read_newest(dir.path(), false).unwrap().unwrap().sequence, 3);
+    let mut bytes = std::fs::read(&newest).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&newest, bytes).unwrap();
+    let loaded = read_newest(dir.path(), false).unwrap().unwrap();
+    assert_eq!((loaded.sequence, loaded.state.users.len()), (2, 2));
+    assert_eq!(loaded.path, dir.path().join(file_name(2)));
+}
+
+#[test]
+fn none_readable_refuses_unless_overridden() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(file_name(1)), b"").unwrap();
+    std::fs::write(
+        dir.path().join(file_name(2)),
+        b"garbage that is long enough to hold a header....",
+    )
+    .unwrap();
+    let error = read_newest(dir.path(), false).unwrap_err();
+    assert!(
+        matches!(error, SnapshotError::NoneReadable { count: 2, .. }),
+        "{error}"
+    );
+    assert!(read_newest(dir.path(), true).unwrap().is_none());
+}
+
+#[test]
+fn no_files_means_no_snapshot_and_other_files_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        read_newest(&dir.path().join("missing"), false)
+            .unwrap()
+            .is_none()
+    );
+    std::fs::write(
+        dir.path().join(".snapshot-00000000000000000009.bin.tmp"),
+        b"half written",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join(".gitkeep"), b"").unwrap();
+    assert!(read_newest(dir.path(), false).unwrap().is_none());
+}
+
+#[test]
+fn pruning_keeps_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    for sequence in 1..=7 {
+        write(dir.path(), sequence, 1);
+    }
+    prune(dir.path(), 3).unwrap();
+    let left: Vec<u64> = list(dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|(sequence, _)| sequence)
+        .collect();
+    assert_eq!(left, vec![7, 6, 5]);
+}
