@@ -227,7 +227,7 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SnapshotError> {
             files.push((sequence, path));
         }
     }
-    files.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    files.sort_unstable_by_key(|(sequence, _)| std::cmp::Reverse(*sequence));
     Ok(files)
 }
 
