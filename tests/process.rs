@@ -37,6 +37,8 @@ fn command(snapshot_dir: &Path) -> Command {
 }
 
 /// Starts the binary and waits (at most 60 s) for the line that names its port.
+// The child is reaped by `Server`'s `Drop`, also when a test fails midway.
+#[allow(clippy::zombie_processes)]
 fn start(snapshot_dir: &Path) -> Server {
     let mut child = command(snapshot_dir)
         .spawn()
@@ -62,6 +64,13 @@ fn start(snapshot_dir: &Path) -> Server {
                 client: reqwest::Client::new(),
             };
         }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
