@@ -150,13 +150,15 @@ impl Running {
     /// 3. stop periodic snapshots and write the final one (everything acknowledged is in it);
     /// 4. stop the actors.
     pub async fn shutdown(self) -> Result<(), StartError> {
+        self.shutdown_within(DRAIN_TIMEOUT).await
+    }
+
+    /// `shutdown`, giving in-flight requests `drain` to finish.
+    pub async fn shutdown_within(self, drain: Duration) -> Result<(), StartError> {
         let _ = self.stop_accepting.send(());
         let mut server = self.server;
-        if tokio::time::timeout(DRAIN_TIMEOUT, &mut server)
-            .await
-            .is_err()
-        {
-            tracing::warn!("in-flight requests did not finish in {DRAIN_TIMEOUT:?}; closing them");
+        if tokio::time::timeout(drain, &mut server).await.is_err() {
+            tracing::warn!("in-flight requests did not finish in {drain:?}; closing them");
             server.abort();
         }
         self.periodic_snapshots.abort();

@@ -1,5 +1,6 @@
 //! The real server over a real socket: `app::start` on port 0 with the shipped demo seed,
-//! spoken to with an HTTP client, then shut down in order while a request is in flight.
+//! spoken to with an HTTP client, then shut down in order (final snapshot included), also with
+//! a client that never finishes its request.
 
 mod helpers;
 
@@ -7,19 +8,19 @@ use commerce_engine::app;
 use commerce_engine::config::Settings;
 use serde_json::{Value, json};
 
-fn settings() -> Settings {
+fn settings(snapshot_dir: &std::path::Path) -> Settings {
     let mut settings = Settings::default();
     settings.server.addr = "127.0.0.1:0".parse().unwrap();
     settings.seed.path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/seed.toml").into();
     settings.admin.token = helpers::ADMIN_TOKEN.into();
-    settings.snapshot.dir =
-        std::env::temp_dir().join(format!("commerce-server-test-{}", std::process::id()));
+    settings.snapshot.dir = snapshot_dir.to_path_buf();
     settings
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_catalog_is_served_on_a_real_port() {
-    let running = app::start(&settings(), app::StartOptions::default())
+    let dir = tempfile::tempdir().unwrap();
+    let running = app::start(&settings(dir.path()), app::StartOptions::default())
         .await
         .unwrap();
     let base = format!("http://{}", running.local_addr);
@@ -85,11 +86,39 @@ async fn the_demo_catalog_is_served_on_a_real_port() {
         client.get(format!("{base}/health")).send().await.is_err(),
         "no longer accepting"
     );
+    let snapshots = commerce_engine::snapshot::list(dir.path()).unwrap();
+    assert_eq!(snapshots.len(), 1, "the final snapshot was written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_bounded_even_with_a_slow_client() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let running = app::start(&settings(dir.path()), app::StartOptions::default())
+        .await
+        .unwrap();
+    // A client that starts a request and never finishes its body.
+    let mut slow = tokio::net::TcpStream::connect(running.local_addr)
+        .await
+        .unwrap();
+    let head =
+        "POST /users/1/points/charge HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"amo";
+    slow.write_all(head.as_bytes()).await.unwrap();
+    // Without the drain bound this would wait for the client forever; the 60 s guard only
+    // turns such a hang into a failure, it does not time the shutdown.
+    let shutdown = running.shutdown_within(std::time::Duration::from_millis(200));
+    let finished = tokio::time::timeout(std::time::Duration::from_secs(60), shutdown).await;
+    finished
+        .expect("shutdown finished despite the slow client")
+        .unwrap();
+    let snapshots = commerce_engine::snapshot::list(dir.path()).unwrap();
+    assert_eq!(snapshots.len(), 1, "and wrote the final snapshot");
 }
 
 #[tokio::test]
 async fn a_missing_seed_is_a_clear_start_error() {
-    let mut settings = settings();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(dir.path());
     settings.seed.path = "/nonexistent/seed.toml".into();
     let error = app::start(&settings, app::StartOptions::default())
         .await
