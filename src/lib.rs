@@ -33,6 +33,7 @@ pub mod http;
 
 pub mod model;
 pub mod seed;
+pub mod simulation;
 pub mod snapshot;
 pub mod state;
 

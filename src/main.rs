@@ -4,6 +4,10 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+
+/// mimalloc: glibc's malloc was a quarter of the simulator's cycles under perf (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use commerce_engine::app;
 use commerce_engine::config::{LogFormat, Settings};
 

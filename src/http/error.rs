@@ -89,49 +89,49 @@ impl Reply for ApiError {
     }
 }
 
+/// The status and code of an engine error: the one table of them.
+pub fn status_and_code(error: &EngineError) -> (StatusCode, &'static str) {
+    use EngineError::*;
+    match error {
+        UserNotFound(_) => (StatusCode::NOT_FOUND, "USER_NOT_FOUND"),
+        ProductNotFound(_) => (StatusCode::NOT_FOUND, "PRODUCT_NOT_FOUND"),
+        OptionNotFound { .. } => (StatusCode::NOT_FOUND, "OPTION_NOT_FOUND"),
+        CouponNotFound(_) => (StatusCode::NOT_FOUND, "COUPON_NOT_FOUND"),
+        OrderNotFound(_) => (StatusCode::NOT_FOUND, "ORDER_NOT_FOUND"),
+        InvalidAmount(_) => (StatusCode::BAD_REQUEST, "INVALID_AMOUNT"),
+        InvalidQuery(_) => (StatusCode::BAD_REQUEST, "INVALID_QUERY"),
+        InvalidOrder(_) => (StatusCode::BAD_REQUEST, "INVALID_ORDER"),
+        InvalidRequest(_) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
+        UserExists(_) => (StatusCode::CONFLICT, "USER_EXISTS"),
+        BalanceLimitExceeded { .. } => (StatusCode::CONFLICT, "BALANCE_LIMIT_EXCEEDED"),
+        OutOfStock { .. } => (StatusCode::CONFLICT, "OUT_OF_STOCK"),
+        CouponAlreadyIssued { .. } => (StatusCode::CONFLICT, "COUPON_ALREADY_ISSUED"),
+        CouponSoldOut(_) => (StatusCode::CONFLICT, "COUPON_SOLD_OUT"),
+        CouponExpired(_) => (StatusCode::CONFLICT, "COUPON_EXPIRED"),
+        OrderExpired(_) => (StatusCode::CONFLICT, "ORDER_EXPIRED"),
+        OrderAlreadyPaid(_) => (StatusCode::CONFLICT, "ORDER_ALREADY_PAID"),
+        OrderCancelled(_) => (StatusCode::CONFLICT, "ORDER_CANCELLED"),
+        CouponNotUsable { .. } => (StatusCode::CONFLICT, "COUPON_NOT_USABLE"),
+        InsufficientBalance { .. } => (StatusCode::CONFLICT, "INSUFFICIENT_BALANCE"),
+        OrderNotCancellable { .. } => (StatusCode::CONFLICT, "ORDER_NOT_CANCELLABLE"),
+        Snapshot(_) => (StatusCode::INTERNAL_SERVER_ERROR, "SNAPSHOT_FAILED"),
+        Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+    }
+}
+
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> ApiError {
-        use EngineError::*;
-        let message = error.to_string();
-        let (status, code) = match error {
-            UserNotFound(_) => (StatusCode::NOT_FOUND, "USER_NOT_FOUND"),
-            ProductNotFound(_) => (StatusCode::NOT_FOUND, "PRODUCT_NOT_FOUND"),
-            OptionNotFound { .. } => (StatusCode::NOT_FOUND, "OPTION_NOT_FOUND"),
-            CouponNotFound(_) => (StatusCode::NOT_FOUND, "COUPON_NOT_FOUND"),
-            OrderNotFound(_) => (StatusCode::NOT_FOUND, "ORDER_NOT_FOUND"),
-            InvalidAmount(_) => (StatusCode::BAD_REQUEST, "INVALID_AMOUNT"),
-            InvalidQuery(_) => (StatusCode::BAD_REQUEST, "INVALID_QUERY"),
-            InvalidOrder(_) => (StatusCode::BAD_REQUEST, "INVALID_ORDER"),
-            InvalidRequest(_) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
-            UserExists(_) => (StatusCode::CONFLICT, "USER_EXISTS"),
-            BalanceLimitExceeded { .. } => (StatusCode::CONFLICT, "BALANCE_LIMIT_EXCEEDED"),
-            OutOfStock { .. } => (StatusCode::CONFLICT, "OUT_OF_STOCK"),
-            CouponAlreadyIssued { .. } => (StatusCode::CONFLICT, "COUPON_ALREADY_ISSUED"),
-            CouponSoldOut(_) => (StatusCode::CONFLICT, "COUPON_SOLD_OUT"),
-            CouponExpired(_) => (StatusCode::CONFLICT, "COUPON_EXPIRED"),
-            OrderExpired(_) => (StatusCode::CONFLICT, "ORDER_EXPIRED"),
-            OrderAlreadyPaid(_) => (StatusCode::CONFLICT, "ORDER_ALREADY_PAID"),
-            OrderCancelled(_) => (StatusCode::CONFLICT, "ORDER_CANCELLED"),
-            CouponNotUsable { .. } => (StatusCode::CONFLICT, "COUPON_NOT_USABLE"),
-            InsufficientBalance { .. } => (StatusCode::CONFLICT, "INSUFFICIENT_BALANCE"),
-            OrderNotCancellable { .. } => (StatusCode::CONFLICT, "ORDER_NOT_CANCELLABLE"),
-            Snapshot(_) => {
-                return ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "SNAPSHOT_FAILED",
-                    message,
-                );
-            }
-            Unavailable(_) => {
-                tracing::error!(%message, "engine unavailable");
-                return ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "UNAVAILABLE",
-                    "the engine is busy or shutting down; retry later",
-                );
-            }
-        };
-        ApiError::new(status, code, message)
+        let (status, code) = status_and_code(&error);
+        if let EngineError::Unavailable(detail) = &error {
+            // The detail is for operators, not clients.
+            tracing::error!(%detail, "engine unavailable");
+            return ApiError::new(
+                status,
+                code,
+                "the engine is busy or shutting down; retry later",
+            );
+        }
+        ApiError::new(status, code, error.to_string())
     }
 }
 

@@ -1,0 +1,304 @@
+//! What a simulated buyer can do, behind one trait with two implementations: the engine in
+//! this process (`Engine`) and a running server over HTTP (`HttpShop`). The buyer logic is
+//! written once against `Shop`, so both modes exercise the same behaviour. Failures are the
+//! API's error codes (`OUT_OF_STOCK`, ...), identical in both modes.
+
+use std::borrow::Cow;
+use std::future::Future;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::audit::AuditReport;
+use crate::engine::{Engine, OrderLine, ProductQuery};
+use crate::http::error::status_and_code;
+use crate::model::{CouponView, OrderStatus, ProductView};
+
+/// A result whose error is the API's error code (static in embedded mode: no allocation).
+pub type Outcome<T> = Result<T, Cow<'static, str>>;
+
+pub trait Shop: Clone + Send + Sync + 'static {
+    fn charge(&self, user_id: u64, amount: u64) -> impl Future<Output = Outcome<u64>> + Send;
+    /// One page of products in a category (or all), optionally only those in stock.
+    fn browse(
+        &self,
+        category: Option<String>,
+        in_stock: bool,
+    ) -> impl Future<Output = Outcome<usize>> + Send;
+    fn issue_coupon(
+        &self,
+        coupon_id: u64,
+        user_id: u64,
+    ) -> impl Future<Output = Outcome<()>> + Send;
+    /// Places an order; replies with its id and total.
+    fn place_order(
+        &self,
+        user_id: u64,
+        lines: Vec<OrderLine>,
+    ) -> impl Future<Output = Outcome<(u64, u64)>> + Send;
+    /// Pays; replies with the amount paid.
+    fn pay(
+        &self,
+        order_id: u64,
+        user_id: u64,
+        coupon_id: Option<u64>,
+    ) -> impl Future<Output = Outcome<u64>> + Send;
+    fn cancel(&self, order_id: u64, user_id: u64) -> impl Future<Output = Outcome<()>> + Send;
+    fn balance(&self, user_id: u64) -> impl Future<Output = Outcome<u64>> + Send;
+    fn order_status(&self, order_id: u64) -> impl Future<Output = Outcome<OrderStatus>> + Send;
+    /// Every product with its current stock.
+    fn catalog(&self) -> impl Future<Output = Outcome<Vec<ProductView>>> + Send;
+    fn coupon(&self, coupon_id: u64) -> impl Future<Output = Outcome<CouponView>> + Send;
+    /// The engine's own audit, if this shop can ask for it.
+    fn engine_audit(&self) -> impl Future<Output = Option<Outcome<AuditReport>>> + Send;
+}
+
+fn code(error: crate::EngineError) -> Cow<'static, str> {
+    Cow::Borrowed(status_and_code(&error).1)
+}
+
+impl Shop for Engine {
+    async fn charge(&self, user_id: u64, amount: u64) -> Outcome<u64> {
+        Engine::charge(self, user_id, amount).await.map_err(code)
+    }
+
+    async fn browse(&self, category: Option<String>, in_stock: bool) -> Outcome<usize> {
+        let query = ProductQuery {
+            category,
+            in_stock: in_stock.then_some(true),
+            ..ProductQuery::default()
+        };
+        Ok(self.products(&query).items.len())
+    }
+
+    async fn issue_coupon(&self, coupon_id: u64, user_id: u64) -> Outcome<()> {
+        Engine::issue_coupon(self, coupon_id, user_id)
+            .await
+            .map(drop)
+            .map_err(code)
+    }
+
+    async fn place_order(&self, user_id: u64, lines: Vec<OrderLine>) -> Outcome<(u64, u64)> {
+        let order = Engine::place_order(self, user_id, lines)
+            .await
+            .map_err(code)?;
+        Ok((order.order_id, order.total_amount))
+    }
+
+    async fn pay(&self, order_id: u64, user_id: u64, coupon_id: Option<u64>) -> Outcome<u64> {
+        Engine::pay(self, order_id, user_id, coupon_id)
+            .await
+            .map(|p| p.paid_amount)
+            .map_err(code)
+    }
+
+    async fn cancel(&self, order_id: u64, user_id: u64) -> Outcome<()> {
+        Engine::cancel(self, order_id, user_id)
+            .await
+            .map(drop)
+            .map_err(code)
+    }
+
+    async fn balance(&self, user_id: u64) -> Outcome<u64> {
+        Engine::balance(self, user_id).await.map_err(code)
+    }
+
+    async fn order_status(&self, order_id: u64) -> Outcome<OrderStatus> {
+        Engine::order(self, order_id)
+            .await
+            .map(|order| order.status)
+            .map_err(code)
+    }
+
+    async fn catalog(&self) -> Outcome<Vec<ProductView>> {
+        let query = ProductQuery {
+            size: usize::MAX,
+            ..ProductQuery::default()
+        };
+        Ok(self.products(&query).items)
+    }
+
+    async fn coupon(&self, coupon_id: u64) -> Outcome<CouponView> {
+        Engine::coupon(self, coupon_id).await.map_err(code)
+    }
+
+    async fn engine_audit(&self) -> Option<Outcome<AuditReport>> {
+        Some(self.audit().await.map_err(code))
+    }
+}
+
+/// A running server, spoken to over HTTP.
+#[derive(Clone)]
+pub struct HttpShop {
+    base: String,
+    client: reqwest::Client,
+    admin_token: Option<String>,
+}
+
+impl HttpShop {
+    pub fn new(base: &str, admin_token: Option<String>) -> HttpShop {
+        HttpShop {
+            base: base.trim_end_matches('/').to_string(),
+            client: reqwest::Client::new(),
+            admin_token,
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Outcome<T> {
+        let response = request.send().await.map_err(|_| "HTTP_ERROR")?;
+        let status = response.status();
+        let body: Value = response.json().await.map_err(|_| "UNREADABLE_BODY")?;
+        if !status.is_success() {
+            return Err(body["code"]
+                .as_str()
+                .unwrap_or("UNKNOWN")
+                .to_string()
+                .into());
+        }
+        serde_json::from_value(body).map_err(|_| "UNEXPECTED_BODY".into())
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Outcome<T> {
+        self.send(self.client.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    async fn post<T: DeserializeOwned>(&self, path: &str, body: Value) -> Outcome<T> {
+        self.send(self.client.post(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+}
+
+impl Shop for HttpShop {
+    async fn charge(&self, user_id: u64, amount: u64) -> Outcome<u64> {
+        let reply: Value = self
+            .post(
+                &format!("/users/{user_id}/points/charge"),
+                json!({ "amount": amount }),
+            )
+            .await?;
+        Ok(reply["balance"].as_u64().unwrap_or(0))
+    }
+
+    async fn browse(&self, category: Option<String>, in_stock: bool) -> Outcome<usize> {
+        let mut query = vec![("in_stock", in_stock.to_string())];
+        query.extend(category.map(|category| ("category", category)));
+        let query = serde_urlencoded::to_string(query).unwrap_or_default();
+        let page: Value = self.get(&format!("/products?{query}")).await?;
+        Ok(page["items"].as_array().map_or(0, Vec::len))
+    }
+
+    async fn issue_coupon(&self, coupon_id: u64, user_id: u64) -> Outcome<()> {
+        self.post::<Value>(
+            &format!("/coupons/{coupon_id}/issue"),
+            json!({ "user_id": user_id }),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn place_order(&self, user_id: u64, lines: Vec<OrderLine>) -> Outcome<(u64, u64)> {
+        let items: Vec<Value> = lines
+            .iter()
+            .map(|l| json!({"product_id": l.product_id, "option_id": l.option_id, "quantity": l.quantity}))
+            .collect();
+        let order: Value = self
+            .post("/orders", json!({ "user_id": user_id, "items": items }))
+            .await?;
+        Ok((
+            order["order_id"].as_u64().unwrap_or(0),
+            order["total_amount"].as_u64().unwrap_or(0),
+        ))
+    }
+
+    async fn pay(&self, order_id: u64, user_id: u64, coupon_id: Option<u64>) -> Outcome<u64> {
+        let body = json!({ "user_id": user_id, "coupon_id": coupon_id });
+        let payment: Value = self
+            .post(&format!("/orders/{order_id}/payment"), body)
+            .await?;
+        Ok(payment["paid_amount"].as_u64().unwrap_or(0))
+    }
+
+    async fn cancel(&self, order_id: u64, user_id: u64) -> Outcome<()> {
+        self.post::<Value>(
+            &format!("/orders/{order_id}/cancel"),
+            json!({ "user_id": user_id }),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn balance(&self, user_id: u64) -> Outcome<u64> {
+        let reply: Value = self.get(&format!("/users/{user_id}/points")).await?;
+        reply["balance"].as_u64().ok_or("UNEXPECTED_BODY".into())
+    }
+
+    async fn order_status(&self, order_id: u64) -> Outcome<OrderStatus> {
+        let order: Value = self.get(&format!("/orders/{order_id}")).await?;
+        serde_json::from_value(order["status"].clone()).map_err(|_| "UNEXPECTED_BODY".into())
+    }
+
+    async fn catalog(&self) -> Outcome<Vec<ProductView>> {
+        let mut products = Vec::new();
+        for page in 1.. {
+            let reply: Value = self.get(&format!("/products?size=100&page={page}")).await?;
+            let items: Vec<ProductView> =
+                serde_json::from_value(reply["items"].clone()).map_err(|_| "UNEXPECTED_BODY")?;
+            let done = items.len() < 100;
+            products.extend(items);
+            if done {
+                return Ok(products);
+            }
+        }
+        unreachable!("the loop returns on the last page")
+    }
+
+    async fn coupon(&self, coupon_id: u64) -> Outcome<CouponView> {
+        self.get(&format!("/coupons/{coupon_id}")).await
+    }
+
+    async fn engine_audit(&self) -> Option<Outcome<AuditReport>> {
+        let token = self.admin_token.as_ref()?;
+        let request = self
+            .client
+            .get(format!("{}/admin/audit", self.base))
+            .bearer_auth(token);
+        let report: Outcome<Value> = self.send(request).await;
+        Some(report.and_then(|report| audit_from_json(&report)))
+    }
+}
+
+fn audit_from_json(report: &Value) -> Outcome<AuditReport> {
+    let checks = report["checks"]
+        .as_array()
+        .ok_or(Cow::Borrowed("UNEXPECTED_BODY"))?;
+    let checks = checks
+        .iter()
+        .map(|check| crate::audit::Check {
+            name: known_check_name(check["name"].as_str().unwrap_or("?")),
+            ok: check["ok"].as_bool().unwrap_or(false),
+            detail: check["detail"].as_str().unwrap_or("").to_string(),
+        })
+        .collect();
+    Ok(AuditReport {
+        ok: report["ok"].as_bool().unwrap_or(false),
+        checks,
+    })
+}
+
+/// The engine's check names are a handful of static strings; map the server's copies onto them.
+fn known_check_name(name: &str) -> &'static str {
+    const KNOWN: [&str; 6] = [
+        "stock_conservation",
+        "coupon_quantity",
+        "coupon_use",
+        "money",
+        "order_states",
+        "popular_stats",
+    ];
+    KNOWN
+        .iter()
+        .find(|known| **known == name)
+        .copied()
+        .unwrap_or("unknown_check")
+}
