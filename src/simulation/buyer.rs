@@ -187,16 +187,19 @@ impl<S: Shop> Buyer<S> {
         });
         match self.rng.random_range(0..100) {
             0..65 => self.pay(order_id, total).await,
-            65..80 => {
-                if self
-                    .timed(Kind::Cancel, shop.cancel(order_id, user_id))
-                    .await
-                    .is_ok()
-                {
-                    self.set_fate(Fate::Cancelled);
-                }
-            }
+            65..80 => self.cancel(order_id).await,
             _ => {} // abandoned: left to expire
+        }
+    }
+
+    async fn cancel(&mut self, order_id: u64) {
+        let (shop, user_id) = (self.shop.clone(), self.user_id);
+        if self
+            .timed(Kind::Cancel, shop.cancel(order_id, user_id))
+            .await
+            .is_ok()
+        {
+            self.set_fate(Fate::Cancelled);
         }
     }
 

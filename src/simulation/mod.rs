@@ -26,7 +26,7 @@ use crate::model::{Discount, OrderStatus};
 use crate::seed::{Seed, SeedCoupon, SeedOption, SeedProduct, SeedUsers};
 use buyer::{Buyer, Catalog, Until};
 use ledger::{Ledger, Observation};
-use report::{Report, Samples};
+use report::{Report, RunInfo, Samples};
 use shop::{HttpShop, Shop};
 
 /// Points each embedded user starts with.
@@ -305,20 +305,13 @@ async fn simulate<S: Shop>(
     let end = observe(&shop, &catalog, &ledger).await?;
     let mut checks = ledger::audit(&ledger, &start, &end);
     checks.extend(engine_check(&shop).await);
-    let operations = samples.total();
-    let (kinds, outcomes, checks) = Report::build(samples, elapsed, checks);
-    Ok(Report {
+    let run = RunInfo {
         seed,
         mode: mode.to_string(),
         buyers: options.buyers,
-        elapsed,
-        operations,
-        kinds,
-        outcomes,
-        ok: checks.iter().all(|check| check.ok),
-        checks,
         rerun: options.rerun(seed),
-    })
+    };
+    Ok(Report::new(run, samples, elapsed, checks))
 }
 
 /// The engine's own audit as one more check, when the shop can ask for it.

@@ -113,12 +113,10 @@ impl Report {
         self.operations as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
-    pub fn build(
-        samples: Samples,
-        elapsed: Duration,
-        checks: Vec<Check>,
-    ) -> (Vec<KindLine>, Vec<(&'static str, String, u64)>, Vec<Check>) {
+    /// The report of a run: `samples` become HDR histograms and outcome counts.
+    pub fn new(run: RunInfo, samples: Samples, elapsed: Duration, checks: Vec<Check>) -> Report {
         let seconds = elapsed.as_secs_f64().max(1e-9);
+        let operations = samples.total();
         let mut kinds = Vec::new();
         for kind in Kind::ALL {
             let Some(latencies) = samples.latencies_us.get(&kind) else {
@@ -150,8 +148,28 @@ impl Report {
                     .map(move |(code, count)| (kind.name(), code, count))
             })
             .collect();
-        (kinds, outcomes, checks)
+        Report {
+            seed: run.seed,
+            mode: run.mode,
+            buyers: run.buyers,
+            elapsed,
+            operations,
+            kinds,
+            outcomes,
+            ok: checks.iter().all(|check| check.ok),
+            checks,
+            rerun: run.rerun,
+        }
     }
+}
+
+/// What identifies a run in its report.
+#[derive(Clone, Debug)]
+pub struct RunInfo {
+    pub seed: u64,
+    pub mode: String,
+    pub buyers: usize,
+    pub rerun: String,
 }
 
 impl fmt::Display for Report {
