@@ -43,7 +43,7 @@ struct Args {
     /// Order expiry of the embedded engine (short, so that abandoned orders expire during the run).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     expiry: Duration,
-    /// Stop each buyer after N operations instead of at the end of --duration.
+    /// Stop each buyer after about N operations (its last step may add up to three) instead of at the end of --duration.
     #[arg(long, value_name = "N")]
     operations_per_buyer: Option<u64>,
     /// No progress bar.

@@ -262,7 +262,8 @@ fn progress_bar(options: &Options) -> ProgressBar {
     bar
 }
 
-async fn simulate<S: Shop>(
+/// Runs the buyers against any `Shop` (the two of `run`, or a test's own).
+pub async fn simulate<S: Shop>(
     shop: S,
     options: &Options,
     seed: u64,

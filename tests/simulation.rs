@@ -1,0 +1,237 @@
+//! The simulator as a test: fixed seeds on a small catalog, embedded and over HTTP against a
+//! server on port 0, the binary's exit status, and a shop that lies about a charge to prove the
+//! simulator's audit catches a broken invariant.
+
+mod helpers;
+
+use std::time::Duration;
+
+use commerce_engine::app;
+use commerce_engine::audit::AuditReport;
+use commerce_engine::clock::Clock;
+use commerce_engine::config::{Limits, Settings};
+use commerce_engine::engine::OrderLine;
+use commerce_engine::model::{CouponView, OrderStatus, ProductView};
+use commerce_engine::simulation::shop::{Outcome, Shop};
+use commerce_engine::simulation::{self, Options};
+use commerce_engine::{Engine, EngineConfig};
+
+fn small(seed: u64) -> Options {
+    Options {
+        buyers: 60,
+        seed: Some(seed),
+        users: 30,
+        products: 6,
+        coupons: 3,
+        expiry: Duration::from_millis(100),
+        operations_per_buyer: Some(40),
+        duration: Duration::from_secs(600),
+        ..Options::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_run_keeps_every_invariant() {
+    for seed in [1, 2, 3] {
+        let report = simulation::run(&small(seed)).await.unwrap();
+        assert!(report.ok, "seed {seed}:\n{report}");
+        // Each buyer stops at its budget; its last step (order, pay, charge, pay) may add three.
+        assert!(
+            (60 * 40..=60 * 43).contains(&report.operations),
+            "{}",
+            report.operations
+        );
+        assert!(
+            report
+                .checks
+                .iter()
+                .any(|check| check.name == "engine_audit" && check.ok)
+        );
+        let codes: Vec<_> = report
+            .outcomes
+            .iter()
+            .map(|(_, code, _)| code.as_str())
+            .collect();
+        assert!(codes.contains(&"success"));
+        assert!(report.rerun.contains(&format!("--seed {seed}")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_run_against_a_real_server_keeps_every_invariant() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::default();
+    settings.server.addr = "127.0.0.1:0".parse().unwrap();
+    settings.seed.path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/seed.toml").into();
+    settings.snapshot.dir = dir.path().to_path_buf();
+    settings.admin.token = helpers::ADMIN_TOKEN.into();
+    let running = app::start(&settings, app::StartOptions::default())
+        .await
+        .unwrap();
+    let options = Options {
+        target: Some(format!("http://{}", running.local_addr)),
+        admin_token: Some(helpers::ADMIN_TOKEN.into()),
+        users: 40,
+        coupons: 5,
+        buyers: 40,
+        operations_per_buyer: Some(25),
+        ..small(7)
+    };
+    let report = simulation::run(&options).await.unwrap();
+    assert!(report.ok, "{report}");
+    assert_eq!(report.mode, "http");
+    assert!(
+        report
+            .checks
+            .iter()
+            .any(|check| check.name == "engine_audit" && check.ok)
+    );
+    running.shutdown().await.unwrap();
+}
+
+#[test]
+fn the_binary_reports_and_exits_zero() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_simulate"))
+        .args([
+            "--buyers",
+            "20",
+            "--operations-per-buyer",
+            "20",
+            "--seed",
+            "5",
+            "--users",
+            "10",
+        ])
+        .args([
+            "--products",
+            "4",
+            "--coupons",
+            "2",
+            "--expiry",
+            "50ms",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "ops/s",
+        "p99 us",
+        "outcomes:",
+        "ALL INVARIANTS HOLD",
+        "rerun: cargo run --release --bin simulate -- --seed 5",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in\n{stdout}"
+        );
+    }
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_simulate"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for option in [
+        "--buyers",
+        "--duration",
+        "--seed",
+        "--target",
+        "--users",
+        "--products",
+        "--coupons",
+        "--expiry",
+    ] {
+        assert!(help.contains(option), "--help documents {option}");
+    }
+}
+
+/// An engine that claims every third charge succeeded without making it.
+#[derive(Clone)]
+struct LyingShop {
+    engine: Engine,
+    calls: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Shop for LyingShop {
+    async fn charge(&self, user_id: u64, amount: u64) -> Outcome<u64> {
+        if self
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % 3
+            == 0
+        {
+            return Ok(0);
+        }
+        self.engine
+            .charge(user_id, amount)
+            .await
+            .map_err(|_| "LIE".into())
+    }
+    async fn browse(&self, category: Option<String>, in_stock: bool) -> Outcome<usize> {
+        Shop::browse(&self.engine, category, in_stock).await
+    }
+    async fn issue_coupon(&self, coupon_id: u64, user_id: u64) -> Outcome<()> {
+        Shop::issue_coupon(&self.engine, coupon_id, user_id).await
+    }
+    async fn place_order(&self, user_id: u64, lines: Vec<OrderLine>) -> Outcome<(u64, u64)> {
+        Shop::place_order(&self.engine, user_id, lines).await
+    }
+    async fn pay(&self, order_id: u64, user_id: u64, coupon_id: Option<u64>) -> Outcome<u64> {
+        Shop::pay(&self.engine, order_id, user_id, coupon_id).await
+    }
+    async fn cancel(&self, order_id: u64, user_id: u64) -> Outcome<()> {
+        Shop::cancel(&self.engine, order_id, user_id).await
+    }
+    async fn balance(&self, user_id: u64) -> Outcome<u64> {
+        Shop::balance(&self.engine, user_id).await
+    }
+    async fn order_status(&self, order_id: u64) -> Outcome<OrderStatus> {
+        Shop::order_status(&self.engine, order_id).await
+    }
+    async fn catalog(&self) -> Outcome<Vec<ProductView>> {
+        Shop::catalog(&self.engine).await
+    }
+    async fn coupon(&self, coupon_id: u64) -> Outcome<CouponView> {
+        Shop::coupon(&self.engine, coupon_id).await
+    }
+    async fn engine_audit(&self) -> Option<Outcome<AuditReport>> {
+        Shop::engine_audit(&self.engine).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_catches_a_broken_invariant() {
+    let options = small(11);
+    let state = simulation::embedded_catalog(&options, 11)
+        .into_state(&Limits::default())
+        .unwrap();
+    let config = EngineConfig {
+        order_expiry: options.expiry,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(config, Clock::system(), state).await.unwrap();
+    let shop = LyingShop {
+        engine,
+        calls: Default::default(),
+    };
+    let report = simulation::simulate(shop, &options, 11, "lying")
+        .await
+        .unwrap();
+    assert!(!report.ok, "a lie about money must be caught:\n{report}");
+    let money = report
+        .checks
+        .iter()
+        .find(|check| check.name == "money")
+        .unwrap();
+    assert!(
+        !money.ok && money.detail.contains("charged"),
+        "{}",
+        money.detail
+    );
+    assert!(report.to_string().contains("INVARIANT VIOLATED"));
+}
