@@ -7,9 +7,12 @@
 //! immutable catalog facts and the stock board their actor publishes, so listings need no
 //! message per product.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
 use ractor::ActorRef;
 
 use crate::actors::coupon::CouponMessage;
@@ -61,83 +64,106 @@ impl ProductEntry {
     }
 }
 
+/// A user as the directory knows it: its actor and the balance it publishes.
+#[derive(Clone)]
+pub struct UserEntry {
+    pub actor: ActorRef<UserMessage>,
+    /// Written only by the user's actor, after every change and before it replies.
+    pub balance: Arc<AtomicU64>,
+}
+
+type Fx = rustc_hash::FxBuildHasher;
+
+/// Users, coupons and order buyers are sharded concurrent maps (lookups on every request from
+/// every core; a single lock's reader count would bounce between cores). Products are a
+/// copy-on-write ordered map: looked up and listed constantly, added rarely.
 #[derive(Default)]
 pub struct Directory {
-    users: RwLock<HashMap<UserId, ActorRef<UserMessage>>>,
-    products: RwLock<BTreeMap<ProductId, Arc<ProductEntry>>>,
-    coupons: RwLock<BTreeMap<CouponId, ActorRef<CouponMessage>>>,
-    order_buyers: RwLock<HashMap<OrderId, UserId>>,
-}
-
-// A poisoned lock means a thread panicked while inserting into a map; the maps themselves are
-// still consistent (each insert is one call), so keep serving.
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    users: DashMap<UserId, UserEntry, Fx>,
+    products: ArcSwap<BTreeMap<ProductId, Arc<ProductEntry>>>,
+    coupons: DashMap<CouponId, ActorRef<CouponMessage>, Fx>,
+    order_buyers: DashMap<OrderId, UserId, Fx>,
 }
 
 impl Directory {
     pub fn user(&self, id: UserId) -> Option<ActorRef<UserMessage>> {
-        read(&self.users).get(&id).cloned()
+        self.users.get(&id).map(|entry| entry.actor.clone())
+    }
+
+    /// The balance the user's actor last published.
+    pub fn balance(&self, id: UserId) -> Option<u64> {
+        self.users
+            .get(&id)
+            .map(|entry| entry.balance.load(Ordering::Acquire))
     }
 
     /// Registers a user; false if the id is taken.
-    pub fn insert_user(&self, id: UserId, actor: ActorRef<UserMessage>) -> bool {
-        let mut users = write(&self.users);
-        if users.contains_key(&id) {
-            return false;
+    pub fn insert_user(&self, id: UserId, entry: UserEntry) -> bool {
+        match self.users.entry(id) {
+            dashmap::Entry::Occupied(_) => false,
+            dashmap::Entry::Vacant(vacant) => {
+                vacant.insert(entry);
+                true
+            }
         }
-        users.insert(id, actor);
-        true
     }
 
+    /// Every user, by id.
     pub fn users(&self) -> Vec<(UserId, ActorRef<UserMessage>)> {
-        let mut users: Vec<_> = read(&self.users)
+        let mut users: Vec<_> = self
+            .users
             .iter()
-            .map(|(id, actor)| (*id, actor.clone()))
+            .map(|entry| (*entry.key(), entry.actor.clone()))
             .collect();
         users.sort_unstable_by_key(|(id, _)| *id);
         users
     }
 
     pub fn user_count(&self) -> usize {
-        read(&self.users).len()
+        self.users.len()
     }
 
     pub fn product(&self, id: ProductId) -> Option<Arc<ProductEntry>> {
-        read(&self.products).get(&id).cloned()
+        self.products.load().get(&id).cloned()
     }
 
     pub fn insert_product(&self, entry: ProductEntry) {
-        write(&self.products).insert(entry.id, Arc::new(entry));
+        let entry = Arc::new(entry);
+        self.products.rcu(|products| {
+            let mut products = BTreeMap::clone(products);
+            products.insert(entry.id, entry.clone());
+            products
+        });
     }
 
     /// Every product, by id.
     pub fn products(&self) -> Vec<Arc<ProductEntry>> {
-        read(&self.products).values().cloned().collect()
+        self.products.load().values().cloned().collect()
     }
 
     pub fn coupon(&self, id: CouponId) -> Option<ActorRef<CouponMessage>> {
-        read(&self.coupons).get(&id).cloned()
+        self.coupons.get(&id).map(|coupon| coupon.clone())
     }
 
     pub fn insert_coupon(&self, id: CouponId, actor: ActorRef<CouponMessage>) {
-        write(&self.coupons).insert(id, actor);
+        self.coupons.insert(id, actor);
     }
 
     pub fn coupons(&self) -> Vec<ActorRef<CouponMessage>> {
-        read(&self.coupons).values().cloned().collect()
+        let mut coupons: Vec<_> = self
+            .coupons
+            .iter()
+            .map(|entry| (*entry.key(), entry.value().clone()))
+            .collect();
+        coupons.sort_unstable_by_key(|(id, _)| *id);
+        coupons.into_iter().map(|(_, actor)| actor).collect()
     }
 
     pub fn buyer_of(&self, order_id: OrderId) -> Option<UserId> {
-        read(&self.order_buyers).get(&order_id).copied()
+        self.order_buyers.get(&order_id).map(|buyer| *buyer)
     }
 
     pub fn insert_order(&self, order_id: OrderId, user_id: UserId) {
-        write(&self.order_buyers).insert(order_id, user_id);
+        self.order_buyers.insert(order_id, user_id);
     }
 }

@@ -221,8 +221,6 @@ impl UserState {
 
 /// The user actor's whole API.
 pub enum UserMessage {
-    /// Replies with the current balance.
-    Balance(RpcReplyPort<Won>),
     /// Adds points; replies with the balance after. Fails with `BalanceLimitExceeded`.
     Charge {
         amount: Won,
@@ -272,9 +270,17 @@ pub enum UserMessage {
 
 pub struct UserActor {
     pub links: Arc<Links>,
+    /// The balance as the directory shows it (`GET points` reads it without a message).
+    /// Written here only, after every change and before the reply.
+    pub published_balance: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl UserActor {
+    fn publish_balance(&self, state: &UserState) {
+        self.published_balance
+            .store(state.balance, std::sync::atomic::Ordering::Release);
+    }
+
     fn release_stock(&self, order: &Order) {
         for product_id in products_of(order) {
             if let Some(product) = self.links.directory.product(product_id) {
@@ -347,11 +353,10 @@ impl Actor for UserActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            UserMessage::Balance(reply) => {
-                let _ = reply.send(state.balance);
-            }
             UserMessage::Charge { amount, reply } => {
-                let _ = reply.send(state.charge(amount, self.links.limits.max_balance));
+                let charged = state.charge(amount, self.links.limits.max_balance);
+                self.publish_balance(state);
+                let _ = reply.send(charged);
             }
             UserMessage::Coupons { now, reply } => {
                 let coupons = state.coupons.values().map(|c| c.view_at(now)).collect();
@@ -379,6 +384,7 @@ impl Actor for UserActor {
                 let result = state.pay(order_id, coupon_id, now);
                 if result.is_ok() {
                     self.settle_payment(&state.orders[&order_id]);
+                    self.publish_balance(state);
                 }
                 let _ = reply.send(result);
             }

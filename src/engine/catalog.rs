@@ -149,7 +149,6 @@ impl Engine {
 
     /// The best sellers over the last `days` UTC days (today included), from the sales actor.
     pub async fn popular(&self, days: u64, limit: usize) -> Result<Vec<PopularItem>, EngineError> {
-        let _admitted = self.links().gate.enter().await;
         let today = self.clock().now().day();
         let ranking = self
             .ask(&self.links().sales, |reply| SalesMessage::Popular {
@@ -188,7 +187,6 @@ impl Engine {
                 "balance must be at most {max_balance}"
             )));
         }
-        let _admitted = self.links().gate.enter().await;
         let id = match user_id {
             Some(0) => return Err(invalid("user_id must be a positive integer")),
             Some(id) => {
@@ -229,7 +227,6 @@ impl Engine {
         if names.len() != new.options.len() || names.contains("") {
             return Err(invalid("option names must be non-empty and distinct"));
         }
-        let _admitted = self.links().gate.enter().await;
         let ids = &self.inner.ids;
         let options = new
             .options
@@ -264,7 +261,6 @@ impl Engine {
         if quantity == 0 {
             return Err(invalid("quantity must be a positive integer"));
         }
-        let _admitted = self.links().gate.enter().await;
         let product = self
             .directory()
             .product(product_id)
@@ -288,7 +284,6 @@ impl Engine {
         if new.quantity == 0 {
             return Err(invalid("quantity must be a positive integer"));
         }
-        let _admitted = self.links().gate.enter().await;
         let id = self.inner.ids.coupon.fetch_add(1, Ordering::SeqCst);
         let state = CouponState::new(id, new.name, new.discount, new.quantity, new.expires_at);
         let view = state.view();

@@ -30,7 +30,7 @@ use crate::actors::user::{UserActor, UserMessage, UserState};
 use crate::audit::{AuditReport, audit};
 use crate::clock::{Clock, Timestamp};
 use crate::config::Limits;
-use crate::directory::{Directory, ProductEntry};
+use crate::directory::{Directory, ProductEntry, UserEntry};
 use crate::error::EngineError;
 use crate::gate::Gate;
 use crate::model::OrderStatus;
@@ -206,13 +206,19 @@ impl Engine {
                 .collect(),
         );
         let order_ids: Vec<_> = state.orders.keys().copied().collect();
+        let balance = Arc::new(std::sync::atomic::AtomicU64::new(state.balance));
         let actor = UserActor {
             links: self.inner.links.clone(),
+            published_balance: balance.clone(),
         };
         let (user, _) = Actor::spawn(None, actor, state)
             .await
             .map_err(spawn_failed)?;
-        if !self.directory().insert_user(id, user.clone()) {
+        let entry = UserEntry {
+            actor: user.clone(),
+            balance,
+        };
+        if !self.directory().insert_user(id, entry) {
             user.stop(None);
             return Err(EngineError::UserExists(id));
         }
