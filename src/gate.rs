@@ -11,9 +11,10 @@
 //!
 //! Commands that touch a single actor (balance, charge, restock, reads, admin creations) do
 //! not enter: that actor's mailbox orders them before or after the snapshot's `Read`, and the
-//! invariants they could affect are the actor's own (a charge keeps balance = initial + charged
-//! - paid inside one user). Only commands that span actors enter: placing, paying and cancelling
-//! an order, issuing a coupon, and expiry. This keeps the gate off the hottest paths.
+//! invariants they could affect are the actor's own (a charge keeps a user's balance equal to
+//! its initial balance plus charges minus payments). Only commands that span actors enter:
+//! placing, paying and cancelling an order, issuing a coupon, and expiry. This keeps the gate
+//! off the hottest paths.
 //!
 //! tokio's RwLock is fair: once a reader of the whole state waits, new commands queue behind it,
 //! so the view cannot be starved under load. Commands that are in flight finish first.
