@@ -21,8 +21,14 @@ const COUPONS: u64 = 1_000;
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap_or("VmRSS: 0 kB");
-    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).unwrap_or(0)
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .unwrap_or("VmRSS: 0 kB");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
 }
 
 fn seed_toml() -> String {
@@ -38,7 +44,10 @@ fn seed_toml() -> String {
         );
     }
     for id in 1..=COUPONS {
-        let _ = write!(toml, "\n[[coupons]]\nid = {id}\nname = \"Coupon {id}\"\ndiscount = {{ type = \"FIXED\", amount = 1000 }}\nquantity = 100\n");
+        let _ = write!(
+            toml,
+            "\n[[coupons]]\nid = {id}\nname = \"Coupon {id}\"\ndiscount = {{ type = \"FIXED\", amount = 1000 }}\nquantity = 100\n"
+        );
     }
     toml
 }
@@ -50,9 +59,14 @@ async fn main() {
     std::fs::write(&path, seed_toml()).unwrap();
     let before = rss_kib();
     let started = Instant::now();
-    let state = Seed::load(&path).unwrap().into_state(&Limits::default()).unwrap();
+    let state = Seed::load(&path)
+        .unwrap()
+        .into_state(&Limits::default())
+        .unwrap();
     let parsed = started.elapsed();
-    let engine = Engine::start(EngineConfig::default(), Clock::system(), state).await.unwrap();
+    let engine = Engine::start(EngineConfig::default(), Clock::system(), state)
+        .await
+        .unwrap();
     let ready = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await; // idle
     let after = rss_kib();
