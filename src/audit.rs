@@ -31,6 +31,19 @@ pub struct AuditReport {
     pub checks: Vec<Check>,
 }
 
+impl AuditReport {
+    /// The failing checks as `name: detail; name: detail` (empty when all pass).
+    pub fn failures(&self) -> String {
+        let failed: Vec<_> = self
+            .checks
+            .iter()
+            .filter(|check| !check.ok)
+            .map(|check| format!("{}: {}", check.name, check.detail))
+            .collect();
+        failed.join("; ")
+    }
+}
+
 /// Runs every check over `state` as of `now`.
 pub fn audit(state: &EngineState, now: Timestamp) -> AuditReport {
     let orders: Vec<&Order> = state.users.iter().flat_map(|u| u.orders.values()).collect();

@@ -324,19 +324,11 @@ async fn engine_check<S: Shop>(shop: &S) -> Option<Check> {
             ok: true,
             detail: format!("{} checks pass", report.checks.len()),
         },
-        Ok(report) => {
-            let failed: Vec<_> = report
-                .checks
-                .iter()
-                .filter(|c| !c.ok)
-                .map(|c| format!("{}: {}", c.name, c.detail))
-                .collect();
-            Check {
-                name: "engine_audit",
-                ok: false,
-                detail: failed.join("; "),
-            }
-        }
+        Ok(report) => Check {
+            name: "engine_audit",
+            ok: false,
+            detail: report.failures(),
+        },
         Err(code) => Check {
             name: "engine_audit",
             ok: false,

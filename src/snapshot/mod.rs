@@ -108,13 +108,7 @@ pub fn encode_file(
 ) -> Result<Vec<u8>, SnapshotError> {
     let report = audit(state, taken_at);
     if !report.ok {
-        let failed: Vec<_> = report
-            .checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| format!("{}: {}", c.name, c.detail))
-            .collect();
-        return Err(SnapshotError::Inconsistent(failed.join("; ")));
+        return Err(SnapshotError::Inconsistent(report.failures()));
     }
     let body = codec::encode(&SnapshotV1::from_state(sequence, taken_at, state))
         .map_err(SnapshotError::Encode)?;
@@ -183,15 +177,9 @@ pub fn decode_file(bytes: &[u8]) -> Result<Loaded, String> {
     // are fine, even if their deadline has passed since (they expire at once on start).
     let report = audit(&state, taken_at);
     if !report.ok {
-        let failed: Vec<_> = report
-            .checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| c.name)
-            .collect();
         return Err(format!(
             "the state breaks invariants: {}",
-            failed.join(", ")
+            report.failures()
         ));
     }
     Ok(Loaded {
