@@ -119,10 +119,6 @@ impl Directory {
         users
     }
 
-    pub fn user_count(&self) -> usize {
-        self.users.len()
-    }
-
     pub fn product(&self, id: ProductId) -> Option<Arc<ProductEntry>> {
         self.products.load().get(&id).cloned()
     }
