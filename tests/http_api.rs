@@ -822,3 +822,31 @@ async fn admin_creates_users_products_coupons_and_restocks() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn paying_an_expired_order_is_order_expired() {
+    let engine = small_engine().await;
+    let api = Api::new(&engine);
+    let order = api.post("/orders", one_line(1, 1, 12, 2)).await.body["order_id"]
+        .as_u64()
+        .unwrap();
+    tokio::time::advance(helpers::EXPIRY).await;
+    let late = api
+        .post(&format!("/orders/{order}/payment"), json!({"user_id": 1}))
+        .await;
+    assert_eq!(
+        (late.status, late.code()),
+        (StatusCode::CONFLICT, "ORDER_EXPIRED")
+    );
+    assert_eq!(
+        api.get(&format!("/orders/{order}")).await.body["status"],
+        "EXPIRED"
+    );
+    assert_eq!(api.get("/users/1/points").await.body["balance"], 100_000);
+    assert_eq!(stock(&api, 1, 1).await, 5);
+    let cancel = api
+        .post(&format!("/orders/{order}/cancel"), json!({"user_id": 1}))
+        .await;
+    assert_eq!(cancel.code(), "ORDER_NOT_CANCELLABLE");
+    assert_audit_ok(&engine).await;
+}
