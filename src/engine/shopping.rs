@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::Engine;
 use crate::actors::coupon::CouponMessage;
 use crate::actors::product::{ProductMessage, StockLine};
-use crate::actors::user::UserMessage;
+use crate::actors::user::{PaymentError, UserMessage};
 use crate::directory::ProductEntry;
 use crate::error::EngineError;
 use crate::model::{
@@ -280,6 +280,15 @@ impl Engine {
                 reply,
             })
             .await?;
+        if paid == Err(PaymentError::OrderExpired(order_id)) {
+            // The payment may have been what expired it: answer once the stock is back.
+            let order = self
+                .ask(&user, |reply| UserMessage::Order { order_id, reply })
+                .await?;
+            if let Some(order) = order {
+                self.await_release(&order).await?;
+            }
+        }
         Ok(paid?)
     }
 
@@ -298,8 +307,14 @@ impl Engine {
                 reply,
             })
             .await??;
-        // The buyer already cast the releases; a second, answered release (a no-op) behind
-        // them in each mailbox tells us they are applied.
+        self.await_release(&order).await?;
+        Ok(order)
+    }
+
+    /// Waits until the releases an expired or cancelled order's buyer cast are applied: a
+    /// second, answered release (a no-op) queued behind them in each product's mailbox.
+    async fn await_release(&self, order: &Order) -> Result<(), EngineError> {
+        let order_id = order.order_id;
         let products: BTreeSet<ProductId> =
             order.items.iter().map(|item| item.product_id).collect();
         for product_id in products {
@@ -311,7 +326,7 @@ impl Engine {
                 .await?;
             }
         }
-        Ok(order)
+        Ok(())
     }
 }
 
