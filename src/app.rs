@@ -56,6 +56,7 @@ pub struct Running {
     stop_accepting: oneshot::Sender<()>,
     server: JoinHandle<()>,
     periodic_snapshots: JoinHandle<()>,
+    stop_snapshots: oneshot::Sender<()>,
 }
 
 pub fn engine_config(
@@ -120,8 +121,10 @@ pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running
         })
         .run();
     let server = tokio::spawn(server);
+    let (stop_snapshots, snapshots_stopped) = oneshot::channel();
+    let interval = settings.snapshot.interval;
     let periodic_snapshots =
-        tokio::spawn(snapshot_every(settings.snapshot.interval, engine.clone()));
+        tokio::spawn(snapshot_every(interval, engine.clone(), snapshots_stopped));
     tracing::info!(%local_addr, "commerce-engine listening");
     Ok(Running {
         local_addr,
@@ -129,16 +132,21 @@ pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running
         stop_accepting,
         server,
         periodic_snapshots,
+        stop_snapshots,
     })
 }
 
-/// Takes a snapshot every `interval`, until aborted. A failure is logged and retried next time.
-async fn snapshot_every(interval: Duration, engine: Engine) {
+/// Takes a snapshot every `interval` until told to stop.
+async fn snapshot_every(interval: Duration, engine: Engine, mut stop: oneshot::Receiver<()>) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
-        // Errors are logged inside `snapshot`.
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = &mut stop => return,
+        }
+        // Never interrupted: a stop waits for the snapshot in progress. Errors are logged
+        // inside `snapshot` and retried at the next tick.
         let _ = engine.snapshot().await;
     }
 }
@@ -161,7 +169,7 @@ impl Running {
             tracing::warn!("in-flight requests did not finish in {drain:?}; closing them");
             server.abort();
         }
-        self.periodic_snapshots.abort();
+        let _ = self.stop_snapshots.send(());
         let _ = self.periodic_snapshots.await;
         let last = self.engine.snapshot().await;
         self.engine.stop().await;

@@ -129,3 +129,31 @@ async fn a_missing_seed_is_a_clear_start_error() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_are_taken_periodically_and_only_the_newest_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(dir.path());
+    settings.snapshot.interval = std::time::Duration::from_millis(50);
+    settings.snapshot.keep = 2;
+    let running = app::start(&settings, app::StartOptions::default())
+        .await
+        .unwrap();
+    // Waits for the third periodic snapshot; the guard only turns a hang into a failure.
+    let third = async {
+        loop {
+            let files = commerce_engine::snapshot::list(dir.path()).unwrap();
+            if files.first().is_some_and(|(sequence, _)| *sequence >= 3) {
+                return files;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let files = tokio::time::timeout(std::time::Duration::from_secs(60), third)
+        .await
+        .expect("periodic snapshots are written");
+    assert!(files.len() <= 2, "snapshot.keep = 2 keeps two: {files:?}");
+    running.shutdown().await.unwrap();
+    let files = commerce_engine::snapshot::list(dir.path()).unwrap();
+    assert_eq!(files.len(), 2);
+}

@@ -299,11 +299,18 @@ impl Engine {
     }
 
     /// Writes a snapshot of the whole state (see `src/snapshot/mod.rs`).
+    ///
+    /// Runs in its own task: a caller that goes away (an HTTP client hanging up) must not stop
+    /// it halfway, with its file still being written and its sequence number not yet taken.
     pub async fn snapshot(&self) -> Result<SnapshotInfo, EngineError> {
-        let Some(store) = &self.inner.snapshots else {
+        let Some(store) = self.inner.snapshots.clone() else {
             return Err(EngineError::Snapshot("snapshots are not configured".into()));
         };
-        store.take(self).await.map_err(|error| {
+        let engine = self.clone();
+        let taken = tokio::spawn(async move { store.take(&engine).await })
+            .await
+            .map_err(|error| EngineError::Snapshot(format!("the snapshot task failed: {error}")))?;
+        taken.map_err(|error| {
             tracing::error!(%error, "snapshot failed");
             EngineError::Snapshot(error.to_string())
         })
