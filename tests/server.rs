@@ -149,11 +149,15 @@ async fn snapshots_are_taken_periodically_and_only_the_newest_are_kept() {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     };
-    let files = tokio::time::timeout(std::time::Duration::from_secs(60), third)
+    tokio::time::timeout(std::time::Duration::from_secs(60), third)
         .await
         .expect("periodic snapshots are written");
-    assert!(files.len() <= 2, "snapshot.keep = 2 keeps two: {files:?}");
+    // A new file lands before the oldest is pruned, so count once writing has stopped.
     running.shutdown().await.unwrap();
     let files = commerce_engine::snapshot::list(dir.path()).unwrap();
-    assert_eq!(files.len(), 2);
+    assert_eq!(files.len(), 2, "snapshot.keep = 2 keeps two: {files:?}");
+    assert!(
+        files[0].0 >= 4,
+        "the final snapshot follows the periodic ones: {files:?}"
+    );
 }
