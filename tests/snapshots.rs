@@ -254,8 +254,8 @@ async fn snapshots_under_load_are_each_consistent() {
     helpers::assert_audit_ok(&engine).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 // Polls (every 10 ms, at most 60 s) instead of timing: the guard only turns a hang into a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undelivered_records_are_redelivered_after_a_restart() {
     let engine = helpers::small_engine().await;
     let order = engine.place_order(1, line(2, 21, 2)).await.unwrap();
