@@ -196,15 +196,13 @@ impl Engine {
 
     /// Starts a user actor and registers it; the user's PENDING orders get their deadlines.
     async fn spawn_user(&self, state: UserState) -> Result<(), EngineError> {
-        let (id, pending): (_, Vec<_>) = (
-            state.id,
-            state
-                .orders
-                .values()
-                .filter(|order| order.status == OrderStatus::Pending)
-                .map(|order| (order.order_id, order.expires_at))
-                .collect(),
-        );
+        let id = state.id;
+        let pending: Vec<_> = state
+            .orders
+            .values()
+            .filter(|order| order.status == OrderStatus::Pending)
+            .map(|order| (order.order_id, order.expires_at))
+            .collect();
         let order_ids: Vec<_> = state.orders.keys().copied().collect();
         let balance = Arc::new(std::sync::atomic::AtomicU64::new(state.balance));
         let actor = UserActor {

@@ -24,6 +24,11 @@ fn respond<T: Serialize>(status: StatusCode, result: Result<T, ApiError>) -> Rep
     })
 }
 
+/// A request the handler itself rejects (before any engine call).
+fn rejected(error: ApiError) -> Reply200 {
+    Ok(error.into_response())
+}
+
 fn ok<T: Serialize>(result: Result<T, EngineError>) -> Reply200 {
     respond(StatusCode::OK, result.map_err(ApiError::from))
 }
@@ -47,7 +52,7 @@ pub async fn charge(user_id: u64, request: ChargeRequest, engine: Engine) -> Rep
             "amount must be a positive integer, got {}",
             request.amount
         ));
-        return respond::<()>(StatusCode::OK, Err(error));
+        return rejected(error);
     };
     let balance = engine.charge(user_id, amount).await;
     ok(balance.map(|balance| PointsResponse { user_id, balance }))
@@ -65,7 +70,7 @@ pub async fn product(product_id: u64, engine: Engine) -> Reply200 {
 pub async fn popular(raw_query: String, engine: Engine) -> Reply200 {
     let (days, limit) = match query::popular_query(&raw_query) {
         Ok(parameters) => parameters,
-        Err(error) => return respond::<()>(StatusCode::OK, Err(error)),
+        Err(error) => return rejected(error),
     };
     let items = engine.popular(days, limit).await;
     ok(items.map(|items| PopularResponse {
@@ -93,7 +98,7 @@ pub async fn place_order(request: PlaceOrderRequest, engine: Engine) -> Reply200
     for item in request.items {
         let Ok(quantity) = u64::try_from(item.quantity) else {
             let message = format!("product {}: quantity must be positive", item.product_id.0);
-            return respond::<()>(StatusCode::OK, Err(ApiError::invalid_order(message)));
+            return rejected(ApiError::invalid_order(message));
         };
         lines.push(OrderLine {
             product_id: item.product_id.0,
