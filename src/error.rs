@@ -30,8 +30,6 @@ pub enum EngineError {
     #[error("{0}")]
     InvalidAmount(String),
     #[error("{0}")]
-    InvalidQuery(String),
-    #[error("{0}")]
     InvalidOrder(String),
     #[error("{0}")]
     InvalidRequest(String),

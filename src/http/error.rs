@@ -99,7 +99,6 @@ pub fn status_and_code(error: &EngineError) -> (StatusCode, &'static str) {
         CouponNotFound(_) => (StatusCode::NOT_FOUND, "COUPON_NOT_FOUND"),
         OrderNotFound(_) => (StatusCode::NOT_FOUND, "ORDER_NOT_FOUND"),
         InvalidAmount(_) => (StatusCode::BAD_REQUEST, "INVALID_AMOUNT"),
-        InvalidQuery(_) => (StatusCode::BAD_REQUEST, "INVALID_QUERY"),
         InvalidOrder(_) => (StatusCode::BAD_REQUEST, "INVALID_ORDER"),
         InvalidRequest(_) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
         UserExists(_) => (StatusCode::CONFLICT, "USER_EXISTS"),

@@ -119,7 +119,7 @@ pub async fn user_orders(user_id: u64, engine: Engine) -> Reply200 {
 }
 
 pub async fn pay(order_id: u64, request: PayRequest, engine: Engine) -> Reply200 {
-    let coupon_id = coupon_id(request.coupon_id);
+    let coupon_id = request.coupon_id.map(|Id(id)| id);
     ok(engine.pay(order_id, request.user_id.0, coupon_id).await)
 }
 

@@ -4,10 +4,9 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::audit::AuditReport;
 use crate::clock::Timestamp;
 use crate::engine::{NewCoupon, NewProduct, NewProductOption, PopularItem, ProductPage};
-use crate::model::{CouponId, Discount, Order, ProductView, UserCoupon, UserId, Won};
+use crate::model::{Discount, Order, ProductView, UserCoupon, UserId, Won};
 
 /// A positive integer id (u64).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -203,11 +202,4 @@ pub struct UserOrdersResponse {
 #[derive(Serialize)]
 pub struct HealthResponse {
     pub status: &'static str,
-}
-
-pub type AuditResponse = AuditReport;
-
-/// Coupon ids in request bodies.
-pub fn coupon_id(id: Option<Id>) -> Option<CouponId> {
-    id.map(|Id(id)| id)
 }

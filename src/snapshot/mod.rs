@@ -294,10 +294,6 @@ impl SnapshotStore {
         }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Reads a consistent state from `engine` and writes it as the next snapshot.
     pub async fn take(&self, engine: &Engine) -> Result<SnapshotInfo, SnapshotError> {
         let mut sequence = self.next_sequence.lock().await;
