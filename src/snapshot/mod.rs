@@ -305,7 +305,10 @@ impl SnapshotStore {
         let (path, bytes) = tokio::task::spawn_blocking(move || {
             let bytes = encode_file(this, taken_at, &state)?;
             let path = write_atomically(&dir, this, &bytes)?;
-            prune(&dir, keep)?;
+            // The snapshot is durable now; failing to delete old ones must not undo that.
+            if let Err(error) = prune(&dir, keep) {
+                tracing::warn!(%error, "old snapshots could not be pruned");
+            }
             Ok::<_, SnapshotError>((path, bytes.len() as u64))
         })
         .await
