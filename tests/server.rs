@@ -17,6 +17,11 @@ fn settings(snapshot_dir: &std::path::Path) -> Settings {
     settings
 }
 
+/// Sends a request and reads its JSON body.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_catalog_is_served_on_a_real_port() {
     let dir = tempfile::tempdir().unwrap();
@@ -26,23 +31,9 @@ async fn the_demo_catalog_is_served_on_a_real_port() {
     let base = format!("http://{}", running.local_addr);
     let client = reqwest::Client::new();
 
-    let health: Value = client
-        .get(format!("{base}/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = json_of(client.get(format!("{base}/health"))).await;
     assert_eq!(health, json!({"status": "ok"}));
-    let products: Value = client
-        .get(format!("{base}/products?size=100"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let products = json_of(client.get(format!("{base}/products?size=100"))).await;
     assert_eq!(products["total"], 20);
 
     let order = client
@@ -70,15 +61,8 @@ async fn the_demo_catalog_is_served_on_a_real_port() {
             .starts_with("application/json")
     );
 
-    let audit: Value = client
-        .get(format!("{base}/admin/audit"))
-        .bearer_auth(helpers::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let audit_request = client.get(format!("{base}/admin/audit"));
+    let audit = json_of(audit_request.bearer_auth(helpers::ADMIN_TOKEN)).await;
     assert_eq!(audit["ok"], true, "{audit}");
 
     running.shutdown().await.unwrap();
