@@ -56,6 +56,8 @@ pub struct Limits {
     pub max_balance: u64,
     pub max_order_items: usize,
     pub max_item_quantity: u64,
+    /// The largest coupon quantity an admin may create.
+    pub max_coupon_quantity: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -138,6 +140,7 @@ impl Default for Limits {
             max_balance: 100_000_000,
             max_order_items: 50,
             max_item_quantity: 1_000,
+            max_coupon_quantity: 10_000_000,
         }
     }
 }
@@ -149,6 +152,10 @@ impl Default for SeedSettings {
         }
     }
 }
+
+/// The longest duration a setting may hold: deadlines computed from it stay far inside the
+/// years a timestamp can be written in (RFC 3339 stops at 9999).
+const MAX_DURATION: Duration = Duration::from_secs(3_155_760_000); // humantime's "100y"
 
 /// The file read when no `--config` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
@@ -188,6 +195,14 @@ impl Settings {
             (
                 !self.order.expiry.is_zero(),
                 "order.expiry must be positive",
+            ),
+            (
+                self.order.expiry <= MAX_DURATION,
+                "order.expiry must be at most 100 years (deadlines must stay representable)",
+            ),
+            (
+                self.limits.max_coupon_quantity > 0,
+                "limits.max_coupon_quantity must be positive",
             ),
             (
                 self.limits.max_charge > 0,
@@ -265,6 +280,15 @@ mod tests {
         );
         settings.data_platform.path = Some(PathBuf::from("paid.jsonl"));
         assert_eq!(settings.sink(), Ok(Sink::File(PathBuf::from("paid.jsonl"))));
+    }
+
+    #[test]
+    fn an_expiry_that_makes_deadlines_unrepresentable_is_rejected() {
+        let mut settings = Settings::default();
+        settings.order.expiry = humantime::parse_duration("8000y").unwrap();
+        assert!(settings.validate().unwrap_err().contains("order.expiry"));
+        settings.order.expiry = humantime::parse_duration("100y").unwrap();
+        assert!(settings.validate().is_ok());
     }
 
     #[test]

@@ -103,6 +103,9 @@ impl From<StockError> for EngineError {
                 product_id,
                 option_id,
             },
+            limit @ StockError::StockLimitExceeded { .. } => {
+                EngineError::InvalidRequest(limit.to_string())
+            }
         }
     }
 }

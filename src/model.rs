@@ -15,6 +15,10 @@ pub type OrderId = u64;
 /// Points and prices: whole KRW won. Never a float.
 pub type Won = u64;
 
+/// 2^53 - 1: the largest integer every JSON client (JavaScript's numbers included) reads
+/// exactly. Prices, coupon amounts, stock and ids created by admins stay at or below it.
+pub const MAX_EXACT_INTEGER: u64 = (1 << 53) - 1;
+
 /// How a coupon reduces an order's total.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "UPPERCASE", deny_unknown_fields)]

@@ -850,3 +850,73 @@ async fn paying_an_expired_order_is_order_expired() {
     assert_eq!(cancel.code(), "ORDER_NOT_CANCELLABLE");
     assert_audit_ok(&engine).await;
 }
+
+#[tokio::test]
+async fn admin_numbers_are_bounded_and_never_wrap() {
+    let engine = small_engine().await;
+    let admin = Api::new(&engine).authorized(helpers::ADMIN_TOKEN);
+    let max = (1u64 << 53) - 1;
+    for quantity in [u64::MAX, max] {
+        let restock = admin
+            .post(
+                "/admin/products/2/options/21/restock",
+                json!({ "quantity": quantity }),
+            )
+            .await;
+        assert_eq!(
+            (restock.status, restock.code()),
+            (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
+            "{}",
+            restock.body
+        );
+    }
+    assert_eq!(
+        stock(&admin, 2, 0).await,
+        100,
+        "a refused restock changes nothing"
+    );
+
+    let huge_id = admin
+        .post("/admin/users", json!({"user_id": u64::MAX}))
+        .await;
+    assert_eq!(huge_id.code(), "INVALID_REQUEST");
+    let next = admin.post("/admin/users", json!({})).await;
+    assert_eq!(next.body["user_id"], 11, "the counter did not move");
+    let at_limit = admin.post("/admin/users", json!({"user_id": max})).await;
+    assert_eq!(at_limit.status, StatusCode::CREATED);
+    let exhausted = admin.post("/admin/users", json!({})).await;
+    assert_eq!(
+        (exhausted.status, exhausted.code()),
+        (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
+        "ids never wrap to 0"
+    );
+    assert_eq!(
+        Api::new(&engine).get("/users/0/points").await.code(),
+        "INVALID_REQUEST"
+    );
+
+    let options = json!([{"name": "Only", "stock": 1}]);
+    let price = admin
+        .post(
+            "/admin/products",
+            json!({"name": "Gold", "category": "x", "price": max + 1, "options": options}),
+        )
+        .await;
+    assert_eq!(price.code(), "INVALID_REQUEST");
+    let stocked = admin
+        .post("/admin/products", json!({"name": "Sand", "category": "x", "price": 1, "options": [{"name": "Grain", "stock": max + 1}]}))
+        .await;
+    assert_eq!(stocked.code(), "INVALID_REQUEST");
+    let amount = admin
+        .post(
+            "/admin/coupons",
+            json!({"name": "x", "discount": {"type": "FIXED", "amount": max + 1}, "quantity": 1}),
+        )
+        .await;
+    assert_eq!(amount.code(), "INVALID_REQUEST");
+    let quantity = admin
+        .post("/admin/coupons", json!({"name": "x", "discount": {"type": "FIXED", "amount": 1}, "quantity": 10_000_001}))
+        .await;
+    assert_eq!(quantity.code(), "INVALID_REQUEST");
+    assert_audit_ok(&engine).await;
+}

@@ -14,7 +14,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::model::{OptionId, OrderId, ProductId, Won};
+use crate::model::{MAX_EXACT_INTEGER, OptionId, OrderId, ProductId, Won};
 
 /// A product's business failure, carried in the reply.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -33,7 +33,15 @@ pub enum StockError {
         product_id: ProductId,
         option_id: OptionId,
     },
+    #[error(
+        "restocking {quantity} would take option {option_id}'s stock past the limit of {MAX_STOCK}"
+    )]
+    StockLimitExceeded { option_id: OptionId, quantity: u64 },
 }
+
+/// The most stock an option may ever hold (initial plus restocked). Keeps every stock sum far
+/// from u64 overflow.
+pub const MAX_STOCK: u64 = MAX_EXACT_INTEGER;
 
 /// One line of a reservation: `quantity` units of `option_id`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,9 +138,20 @@ impl ProductState {
         true
     }
 
+    /// Adds `quantity` to an option, unless its total stock would pass `MAX_STOCK`.
     pub fn restock(&mut self, option_id: OptionId, quantity: u64) -> Result<(), StockError> {
         let index = self.option_index(option_id)?;
         let option = &mut self.options[index];
+        let stocked = option
+            .initial
+            .checked_add(option.restocked)
+            .and_then(|stocked| stocked.checked_add(quantity));
+        if stocked.is_none_or(|stocked| stocked > MAX_STOCK) {
+            return Err(StockError::StockLimitExceeded {
+                option_id,
+                quantity,
+            });
+        }
         option.restocked += quantity;
         option.available += quantity;
         Ok(())
@@ -354,6 +373,25 @@ mod tests {
         assert_eq!(state.options[1].available, 12);
         assert_eq!(state.options[1].restocked, 10);
         assert!(state.restock(99, 1).is_err());
+        assert!(conserved(&state));
+    }
+
+    #[test]
+    fn restock_never_takes_stock_past_the_limit() {
+        let mut state = product();
+        let before = state.clone();
+        for quantity in [u64::MAX, MAX_STOCK, MAX_STOCK - 4] {
+            assert_eq!(
+                state.restock(10, quantity),
+                Err(StockError::StockLimitExceeded {
+                    option_id: 10,
+                    quantity
+                })
+            );
+        }
+        assert_eq!(state, before, "a refused restock changes nothing");
+        state.restock(10, MAX_STOCK - 5).unwrap();
+        assert_eq!(state.options[0].available, MAX_STOCK);
         assert!(conserved(&state));
     }
 

@@ -6,12 +6,14 @@ use std::sync::atomic::Ordering;
 
 use super::Engine;
 use crate::actors::coupon::CouponState;
-use crate::actors::product::{OptionStock, ProductMessage, ProductState};
+use crate::actors::product::{MAX_STOCK, OptionStock, ProductMessage, ProductState};
 use crate::actors::sales::SalesMessage;
 use crate::actors::user::UserState;
 use crate::clock::Timestamp;
 use crate::error::EngineError;
-use crate::model::{CouponView, Discount, OptionId, ProductId, ProductView, UserId, Won};
+use crate::model::{
+    CouponView, Discount, MAX_EXACT_INTEGER, OptionId, ProductId, ProductView, UserId, Won,
+};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ProductSort {
@@ -189,6 +191,11 @@ impl Engine {
         }
         let id = match user_id {
             Some(0) => return Err(invalid("user_id must be a positive integer")),
+            Some(id) if id > MAX_EXACT_INTEGER => {
+                return Err(invalid(format!(
+                    "user_id must be at most {MAX_EXACT_INTEGER}"
+                )));
+            }
             Some(id) => {
                 self.inner
                     .ids
@@ -196,18 +203,25 @@ impl Engine {
                     .fetch_max(id.saturating_add(1), Ordering::SeqCst);
                 id
             }
-            None => self.free_user_id(),
+            None => self.free_user_id()?,
         };
         self.spawn_user(UserState::new(id, balance)).await?;
         Ok((id, balance))
     }
 
-    /// The next id no user has (ids given explicitly may have taken some).
-    fn free_user_id(&self) -> UserId {
+    /// The next id no user has (ids given explicitly may have taken some). The counter stops
+    /// at `MAX_EXACT_INTEGER + 1` instead of wrapping.
+    fn free_user_id(&self) -> Result<UserId, EngineError> {
+        let counter = &self.inner.ids.user;
         loop {
-            let id = self.inner.ids.user.fetch_add(1, Ordering::SeqCst);
+            let taken = counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |id| {
+                (id <= MAX_EXACT_INTEGER).then_some(id + 1)
+            });
+            let Ok(id) = taken else {
+                return Err(invalid("no user id is left to assign"));
+            };
             if self.directory().user(id).is_none() {
-                return id;
+                return Ok(id);
             }
         }
     }
@@ -226,6 +240,17 @@ impl Engine {
             .collect();
         if names.len() != new.options.len() || names.contains("") {
             return Err(invalid("option names must be non-empty and distinct"));
+        }
+        if new.price > MAX_EXACT_INTEGER {
+            return Err(invalid(format!(
+                "price must be at most {MAX_EXACT_INTEGER}"
+            )));
+        }
+        if let Some(option) = new.options.iter().find(|o| o.stock > MAX_STOCK) {
+            return Err(invalid(format!(
+                "option `{}`: stock must be at most {MAX_STOCK}",
+                option.name
+            )));
         }
         let ids = &self.inner.ids;
         let options = new
@@ -281,8 +306,16 @@ impl Engine {
         if !new.discount.is_valid() {
             return Err(invalid("discount percent must be 1 to 100"));
         }
-        if new.quantity == 0 {
-            return Err(invalid("quantity must be a positive integer"));
+        let max_quantity = self.links().limits.max_coupon_quantity;
+        if new.quantity == 0 || new.quantity > max_quantity {
+            return Err(invalid(format!(
+                "quantity must be a positive integer of at most {max_quantity}"
+            )));
+        }
+        if matches!(new.discount, Discount::Fixed { amount } if amount > MAX_EXACT_INTEGER) {
+            return Err(invalid(format!(
+                "discount amount must be at most {MAX_EXACT_INTEGER}"
+            )));
         }
         let id = self.inner.ids.coupon.fetch_add(1, Ordering::SeqCst);
         let state = CouponState::new(id, new.name, new.discount, new.quantity, new.expires_at);
