@@ -1,7 +1,8 @@
 //! Snapshot benchmark: builds a state of N users (products N/100, coupons N/1000, about N/2
-//! orders in every state) through the engine's own API, then measures the snapshot's write
-//! time, file size, restore time (decode + start), the pause it imposes (the gate closed while
-//! actors are read) and request latency while snapshots run.
+//! orders in every state) through the engine's own API, journal on (`fsync = always`), then
+//! measures the snapshot's write time and file size, the latency of charges (each waits for
+//! its fsync) from 32 tasks without snapshots and with snapshots taken back to back (the
+//! stall), and the restore time (snapshot + journal replay + actors started).
 //!
 //! `cargo run --release --example snapshot_bench -- 100000`
 
@@ -9,12 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use commerce_engine::app::{self, Storage};
 use commerce_engine::clock::Clock;
 use commerce_engine::config::Limits;
 use commerce_engine::engine::OrderLine;
+use commerce_engine::journal::{FsyncPolicy, JournalOptions};
 use commerce_engine::model::Discount;
 use commerce_engine::seed::{Seed, SeedCoupon, SeedOption, SeedProduct, SeedUsers};
-use commerce_engine::snapshot::{self, SnapshotStore};
+use commerce_engine::state::EngineState;
 use commerce_engine::{Engine, EngineConfig};
 use hdrhistogram::Histogram;
 
@@ -104,14 +107,30 @@ async fn populate(engine: &Engine, users: u64) {
     }
 }
 
-fn config(store: Option<Arc<SnapshotStore>>) -> EngineConfig {
-    EngineConfig {
-        snapshots: store,
-        ..EngineConfig::default()
-    }
+async fn open(dir: &std::path::Path, state: EngineState) -> Engine {
+    let storage = Storage {
+        journal: JournalOptions {
+            dir: dir.to_path_buf(),
+            fsync: FsyncPolicy::Always,
+            fsync_interval: Duration::from_secs(1),
+            segment_bytes: 64 << 20,
+            keep: 3,
+        },
+        ignore_damage: false,
+        faults: None,
+    };
+    app::open(
+        EngineConfig::default(),
+        storage,
+        Clock::system(),
+        move || Ok(state),
+    )
+    .await
+    .unwrap()
 }
 
-/// Charges from 32 tasks until `stop`; returns the latency histogram in microseconds.
+/// Charges of 1 point from 32 tasks until `stop`; returns the latency histogram in
+/// microseconds.
 async fn load(engine: Engine, users: u64, stop: Arc<AtomicBool>) -> Histogram<u64> {
     let tasks: Vec<_> = (0..32u64)
         .map(|task| {
@@ -121,7 +140,7 @@ async fn load(engine: Engine, users: u64, stop: Arc<AtomicBool>) -> Histogram<u6
                 let mut user_id = 1 + task;
                 while !stop.load(Ordering::Relaxed) {
                     let started = Instant::now();
-                    engine.balance(user_id).await.unwrap();
+                    engine.charge(user_id, 1).await.unwrap();
                     latencies
                         .record(started.elapsed().as_micros() as u64)
                         .unwrap();
@@ -138,28 +157,26 @@ async fn load(engine: Engine, users: u64, stop: Arc<AtomicBool>) -> Histogram<u6
     all
 }
 
+/// Latency of charges for `seconds`, with snapshots taken back to back or not at all; and
+/// how long each snapshot took.
 async fn latency_under(
     engine: &Engine,
     users: u64,
-    snapshots: usize,
-) -> (Histogram<u64>, Vec<u128>) {
+    snapshots: bool,
+    seconds: u64,
+) -> (Histogram<u64>, Vec<u64>) {
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(load(engine.clone(), users, stop.clone()));
-    let mut pauses = Vec::new();
-    for _ in 0..snapshots {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let started = Instant::now();
-        engine.read_state().await.unwrap(); // exactly the gated part of a snapshot
-        pauses.push(started.elapsed().as_millis());
-        if snapshots > 0 {
-            engine.snapshot().await.unwrap();
+    let mut took = Vec::new();
+    let until = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < until {
+        match snapshots {
+            true => took.push(engine.snapshot().await.unwrap().took_ms),
+            false => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
-    if snapshots == 0 {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
     stop.store(true, Ordering::Relaxed);
-    (load.await.unwrap(), pauses)
+    (load.await.unwrap(), took)
 }
 
 #[tokio::main]
@@ -168,14 +185,11 @@ async fn main() {
         .nth(1)
         .map_or(100_000, |n| n.parse().expect("a user count"));
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SnapshotStore::new(dir.path().to_path_buf(), 3, 1));
     let state = catalog(users).into_state(&Limits::default()).unwrap();
     let started = Instant::now();
-    let engine = Engine::start(config(Some(store)), Clock::system(), state)
-        .await
-        .unwrap();
+    let engine = open(dir.path(), state).await;
     println!(
-        "users {users}: engine start from the seed {:?}",
+        "users {users}: engine start from the seed (with its first snapshot) {:?}",
         started.elapsed()
     );
     let started = Instant::now();
@@ -184,40 +198,33 @@ async fn main() {
 
     let info = engine.snapshot().await.unwrap();
     println!(
-        "snapshot: {} entities, {:.1} MiB, {} ms write (read + encode + fsync)",
+        "snapshot: {} entities, {:.1} MiB, {} ms (check + encode + write + fsync, off the request path)",
         info.entities,
         info.bytes as f64 / 1_048_576.0,
         info.took_ms
     );
+    let (quiet, _) = latency_under(&engine, users, false, 10).await;
+    let (busy, took) = latency_under(&engine, users, true, 10).await;
+    let us = |h: &Histogram<u64>, q| h.value_at_quantile(q);
+    for (name, histogram) in [("without snapshots", &quiet), ("with snapshots   ", &busy)] {
+        println!(
+            "charge latency {name}: p50 {} us, p99 {} us, p99.9 {} us, max {} us ({} charges, {:.0}/s)",
+            us(histogram, 0.5),
+            us(histogram, 0.99),
+            us(histogram, 0.999),
+            histogram.max(),
+            histogram.len(),
+            histogram.len() as f64 / 10.0
+        );
+    }
+    println!("snapshots taken back to back, ms each: {took:?}");
+    engine.stop().await;
+
     let started = Instant::now();
-    let loaded = snapshot::read_newest(dir.path(), false).unwrap().unwrap();
-    let decoded = started.elapsed();
-    let restored = Engine::start(config(None), Clock::system(), loaded.state)
-        .await
-        .unwrap();
+    let restored = open(dir.path(), EngineState::default()).await;
     println!(
-        "restore: {:?} read + check + decode, {:?} total with actors started",
-        decoded,
+        "restore: {:?} (newest snapshot + journal after it + actors started)",
         started.elapsed()
     );
     restored.stop().await;
-
-    let (quiet, _) = latency_under(&engine, users, 0).await;
-    let (busy, pauses) = latency_under(&engine, users, 5).await;
-    let us = |h: &Histogram<u64>, q| h.value_at_quantile(q);
-    println!(
-        "GET points latency without snapshots: p50 {} us, p99 {} us, max {} us ({} requests)",
-        us(&quiet, 0.5),
-        us(&quiet, 0.99),
-        quiet.max(),
-        quiet.len()
-    );
-    println!(
-        "GET points latency with snapshots:    p50 {} us, p99 {} us, max {} us ({} requests)",
-        us(&busy, 0.5),
-        us(&busy, 0.99),
-        busy.max(),
-        busy.len()
-    );
-    println!("pause (gate closed while every actor is read), ms: {pauses:?}");
 }

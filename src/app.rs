@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
@@ -15,8 +14,9 @@ use crate::config::Settings;
 use crate::engine::{Engine, EngineConfig};
 use crate::error::EngineError;
 use crate::http::{RouteOptions, routes};
+use crate::journal::{self, Faults, Journal, JournalOptions, RecoveryError};
 use crate::seed::Seed;
-use crate::snapshot::{self, SnapshotError, SnapshotStore};
+use crate::snapshot::{self, SnapshotError};
 use crate::state::EngineState;
 
 /// In-flight requests get this long to finish at shutdown; slow clients are cut off after it.
@@ -28,23 +28,26 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum StartError {
     #[error("{0}")]
     Config(String),
-    #[error("{0}")]
-    Seed(String),
     #[error("the engine could not start: {0}")]
     Engine(#[from] EngineError),
     #[error("{0}")]
     Snapshot(#[from] SnapshotError),
+    #[error("{0}")]
+    Recovery(#[from] RecoveryError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("the final snapshot failed (the journal still holds every change): {0}")]
+    FinalSnapshot(EngineError),
 }
 
 /// Choices made on the command line rather than in settings.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StartOptions {
-    /// Start from the seed even when snapshot files exist but none is readable.
+    /// Start even when snapshot files exist but none is readable (from the seed and the
+    /// journal), and when the journal is damaged (from the records before the damage).
     pub ignore_unreadable_snapshots: bool,
 }
 
@@ -59,49 +62,81 @@ pub struct Running {
     stop_snapshots: oneshot::Sender<()>,
 }
 
-pub fn engine_config(
-    settings: &Settings,
-    snapshots: Option<Arc<SnapshotStore>>,
-) -> Result<EngineConfig, StartError> {
+pub fn engine_config(settings: &Settings) -> Result<EngineConfig, StartError> {
     Ok(EngineConfig {
         limits: settings.limits,
         order_expiry: settings.order.expiry,
         sink: settings.sink().map_err(StartError::Config)?,
         call_timeout: CALL_TIMEOUT,
-        snapshots,
+        journal: None,
     })
 }
 
-/// The newest readable snapshot, or the seed when there is none; and the next sequence.
-fn initial_state(
-    settings: &Settings,
-    options: StartOptions,
-) -> Result<(EngineState, u64), StartError> {
-    let dir = &settings.snapshot.dir;
-    if let Some(loaded) = snapshot::read_newest(dir, options.ignore_unreadable_snapshots)? {
-        return Ok((loaded.state, loaded.sequence + 1));
+/// Where the state lives on disk and how it is written.
+#[derive(Clone)]
+pub struct Storage {
+    pub journal: JournalOptions,
+    /// Start over unreadable snapshots or a damaged journal (see `StartOptions`).
+    pub ignore_damage: bool,
+    /// A test double for the journal's file operations.
+    pub faults: Option<Faults>,
+}
+
+/// Recovers the state in the storage directory (the newest good snapshot and the journal after
+/// it; `seed` when there is no snapshot), opens the journal on it and starts the engine.
+///
+/// What a crash left unfinished is appended to the journal and applied before anyone is
+/// served; a start without a snapshot writes one at once, so the seed is never needed again.
+pub async fn open(
+    mut config: EngineConfig,
+    storage: Storage,
+    clock: Clock,
+    seed: impl FnOnce() -> Result<EngineState, String> + Send + 'static,
+) -> Result<Engine, StartError> {
+    let dir = storage.journal.dir.clone();
+    let ignore_damage = storage.ignore_damage;
+    let recovered = tokio::task::spawn_blocking(move || {
+        snapshot::check_writable(&dir)?;
+        journal::recover(&dir, ignore_damage, seed)
+    })
+    .await
+    .map_err(|error| StartError::Config(format!("recovery failed: {error}")))??;
+    let start = journal::Start {
+        state: recovered.state.clone(),
+        position: recovered.position,
+        next_sequence: recovered.next_sequence,
+        next_snapshot: recovered.next_snapshot,
+    };
+    let journal = Journal::open(storage.journal, start, storage.faults)?;
+    let mut state = recovered.state;
+    for record in recovered.unfinished {
+        state
+            .apply(record.clone())
+            .map_err(|error| StartError::Config(format!("finishing a crash: {error}")))?;
+        journal.append(record);
     }
-    let next_sequence = snapshot::list(dir)?
-        .first()
-        .map_or(1, |(sequence, _)| sequence + 1);
-    tracing::info!(seed = %settings.seed.path.display(), "no snapshot: starting from the seed");
-    let state = Seed::load(&settings.seed.path)
-        .and_then(|seed| seed.into_state(&settings.limits))
-        .map_err(StartError::Seed)?;
-    Ok((state, next_sequence))
+    config.journal = Some(journal);
+    let engine = Engine::start(config, clock, state).await?;
+    if !recovered.from_snapshot {
+        engine.snapshot().await?;
+    }
+    Ok(engine)
 }
 
 /// Loads the state, starts the engine and begins serving.
 pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running, StartError> {
     settings.validate().map_err(StartError::Config)?;
-    let (state, next_sequence) = initial_state(settings, options)?;
-    let store = SnapshotStore::new(
-        settings.snapshot.dir.clone(),
-        settings.snapshot.keep,
-        next_sequence,
-    );
-    let config = engine_config(settings, Some(Arc::new(store)))?;
-    let engine = Engine::start(config, Clock::system(), state).await?;
+    let storage = Storage {
+        journal: settings.journal_options(),
+        ignore_damage: options.ignore_unreadable_snapshots,
+        faults: None,
+    };
+    let (seed_path, limits) = (settings.seed.path.clone(), settings.limits);
+    let seed = move || {
+        tracing::info!(seed = %seed_path.display(), "no snapshot: starting from the seed");
+        Seed::load(&seed_path).and_then(|seed| seed.into_state(&limits))
+    };
+    let engine = open(engine_config(settings)?, storage, Clock::system(), seed).await?;
     let addr = settings.server.addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -156,7 +191,7 @@ impl Running {
     /// 1. stop accepting connections;
     /// 2. let in-flight requests finish (at most `DRAIN_TIMEOUT`, then they are cut off);
     /// 3. stop periodic snapshots and write the final one (everything acknowledged is in it);
-    /// 4. stop the actors.
+    /// 4. stop the actors, then the journal (its last records synced).
     pub async fn shutdown(self) -> Result<(), StartError> {
         self.shutdown_within(DRAIN_TIMEOUT).await
     }
@@ -173,7 +208,7 @@ impl Running {
         let _ = self.periodic_snapshots.await;
         let last = self.engine.snapshot().await;
         self.engine.stop().await;
-        let info = last?;
+        let info = last.map_err(StartError::FinalSnapshot)?;
         tracing::info!(path = %info.path.display(), "final snapshot written; stopped");
         Ok(())
     }

@@ -46,7 +46,11 @@ impl AuditReport {
 
 /// Runs every check over `state` as of `now`.
 pub fn audit(state: &EngineState, now: Timestamp) -> AuditReport {
-    let orders: Vec<&Order> = state.users.iter().flat_map(|u| u.orders.values()).collect();
+    let orders: Vec<&Order> = state
+        .users
+        .values()
+        .flat_map(|u| u.orders.values())
+        .collect();
     let checks = vec![
         check("stock_conservation", stock_conservation(state, &orders)),
         check("coupon_quantity", coupon_quantity(state)),
@@ -107,7 +111,7 @@ fn stock_conservation(state: &EngineState, orders: &[&Order]) -> Result<String, 
     let paid = quantities(orders, OrderStatus::Paid);
     let mut violations = Vec::new();
     let mut option_count = 0;
-    for product in &state.products {
+    for product in state.products.values() {
         for option in &product.options {
             option_count += 1;
             let key = (product.id, option.id);
@@ -148,14 +152,14 @@ fn stock_conservation(state: &EngineState, orders: &[&Order]) -> Result<String, 
 
 fn coupon_quantity(state: &EngineState) -> Result<String, Vec<String>> {
     let mut held: BTreeMap<CouponId, BTreeSet<UserId>> = BTreeMap::new();
-    for user in &state.users {
+    for user in state.users.values() {
         for &coupon_id in user.coupons.keys() {
             held.entry(coupon_id).or_default().insert(user.id);
         }
     }
     let mut violations = Vec::new();
     let mut issued_total = 0;
-    for coupon in &state.coupons {
+    for coupon in state.coupons.values() {
         let issued = coupon.total.checked_sub(coupon.remaining);
         match issued {
             Some(issued) if issued == coupon.holders.len() as u64 => issued_total += issued,
@@ -188,7 +192,7 @@ fn coupon_quantity(state: &EngineState) -> Result<String, Vec<String>> {
 fn coupon_use(state: &EngineState) -> Result<String, Vec<String>> {
     let mut violations = Vec::new();
     let mut used = 0;
-    for user in &state.users {
+    for user in state.users.values() {
         let mut paying: BTreeMap<CouponId, Vec<OrderId>> = BTreeMap::new();
         for order in user
             .orders
@@ -231,7 +235,7 @@ fn coupon_use(state: &EngineState) -> Result<String, Vec<String>> {
 fn money(state: &EngineState) -> Result<String, Vec<String>> {
     let mut violations = Vec::new();
     let (mut balances, mut inflow, mut paid_total) = (0u128, 0u128, 0u128);
-    for user in &state.users {
+    for user in state.users.values() {
         let paid: u128 = user
             .orders
             .values()
@@ -263,11 +267,11 @@ fn order_states(
     let mut violations = Vec::new();
     let reserving: BTreeSet<OrderId> = state
         .products
-        .iter()
+        .values()
         .flat_map(|product| product.reservations.keys().copied())
         .collect();
     let mut seen = BTreeSet::new();
-    for user in &state.users {
+    for user in state.users.values() {
         for (&order_id, order) in &user.orders {
             if order.order_id != order_id || order.user_id != user.id || !seen.insert(order_id) {
                 violations.push(format!(

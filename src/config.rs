@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::actors::data_platform::Sink;
+use crate::journal::{FsyncPolicy, JournalOptions};
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -21,6 +22,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub data_platform: DataPlatformSettings,
     pub log: LogSettings,
+    pub journal: JournalSettings,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -38,6 +40,16 @@ pub struct SnapshotSettings {
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
     pub keep: usize,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct JournalSettings {
+    pub fsync: FsyncPolicy,
+    #[serde(with = "humantime_serde")]
+    pub fsync_interval: Duration,
+    /// A new segment file starts once the current one is this large.
+    pub segment_bytes: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -125,6 +137,16 @@ impl Default for SnapshotSettings {
     }
 }
 
+impl Default for JournalSettings {
+    fn default() -> Self {
+        JournalSettings {
+            fsync: FsyncPolicy::Always,
+            fsync_interval: Duration::from_secs(1),
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
 impl Default for OrderSettings {
     fn default() -> Self {
         OrderSettings {
@@ -201,6 +223,14 @@ impl Settings {
                 "order.expiry must be at most 100 years (deadlines must stay representable)",
             ),
             (
+                !self.journal.fsync_interval.is_zero(),
+                "journal.fsync_interval must be positive",
+            ),
+            (
+                self.journal.segment_bytes >= 4096,
+                "journal.segment_bytes must be at least 4096",
+            ),
+            (
                 self.limits.max_coupon_quantity > 0,
                 "limits.max_coupon_quantity must be positive",
             ),
@@ -225,6 +255,17 @@ impl Settings {
             return Err(format!("invalid configuration: {message}"));
         }
         self.sink().map(|_| ())
+    }
+
+    /// Where and how the journal (and the snapshots it writes) go.
+    pub fn journal_options(&self) -> JournalOptions {
+        JournalOptions {
+            dir: self.snapshot.dir.clone(),
+            fsync: self.journal.fsync,
+            fsync_interval: self.journal.fsync_interval,
+            segment_bytes: self.journal.segment_bytes,
+            keep: self.snapshot.keep,
+        }
     }
 
     /// The data-platform sink the settings describe.

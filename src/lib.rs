@@ -11,7 +11,8 @@
 //!   -> src/engine/             Engine: the one cloneable handle; one async fn per use case
 //!   -> src/actors/*.rs         one actor per user / product stock / coupon; order supervisor
 //!   -> pure state methods      plain synchronous fns on the actor's state, unit-tested directly
-//!   -> src/snapshot/*.rs       consistent state -> versioned model -> bincode -> tmp, fsync, rename
+//!   -> src/journal/            each change appended as a record; the reply waits for its fsync
+//!   -> src/snapshot/           the journal's replica -> versioned model -> bincode -> tmp, fsync, rename
 //! Errors flow back: domain error enums -> EngineError -> src/http/error.rs (the only place that
 //! picks HTTP statuses) -> {"code","message"}
 //! ```
@@ -24,12 +25,14 @@ pub mod app;
 
 pub mod audit;
 pub mod clock;
+pub mod codec;
 pub mod config;
 pub mod directory;
 pub mod engine;
 pub mod error;
 pub mod gate;
 pub mod http;
+pub mod journal;
 
 pub mod model;
 pub mod seed;

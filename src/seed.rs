@@ -76,17 +76,20 @@ impl Seed {
     pub fn into_state(self, limits: &Limits) -> Result<EngineState, String> {
         self.validate(limits)?;
         let users = (1..=self.users.count)
-            .map(|id| UserState::new(id, self.users.initial_balance))
+            .map(|id| (id, UserState::new(id, self.users.initial_balance)))
             .collect();
         let products = self
             .products
             .into_iter()
-            .map(SeedProduct::into_state)
+            .map(|product| (product.id, product.into_state()))
             .collect();
         let coupons = self
             .coupons
             .into_iter()
-            .map(|c| CouponState::new(c.id, c.name, c.discount, c.quantity, c.expires_at))
+            .map(|c| {
+                let coupon = CouponState::new(c.id, c.name, c.discount, c.quantity, c.expires_at);
+                (c.id, coupon)
+            })
             .collect();
         let mut state = EngineState {
             users,
@@ -173,19 +176,19 @@ mod tests {
             .into_state(&Limits::default())
             .unwrap();
         assert_eq!(state.users.len(), 1000);
-        assert!(state.products.iter().any(|p| p.options.len() > 1));
-        let categories: BTreeSet<_> = state.products.iter().map(|p| &p.category).collect();
+        assert!(state.products.values().any(|p| p.options.len() > 1));
+        let categories: BTreeSet<_> = state.products.values().map(|p| &p.category).collect();
         assert!(categories.len() >= 3);
         assert!(
             state
                 .coupons
-                .iter()
+                .values()
                 .any(|c| matches!(c.discount, Discount::Fixed { .. }))
         );
         assert!(
             state
                 .coupons
-                .iter()
+                .values()
                 .any(|c| matches!(c.discount, Discount::Percent { .. }))
         );
         assert_eq!(state.ids.next_user_id, 1001);

@@ -1,18 +1,22 @@
-//! `EngineState`: the whole engine as plain data — every actor's state plus the id counters.
-//! The engine builds it from a consistent read of all actors (`Engine::read_state`) and starts
-//! from one (seed or, later, a snapshot). The audit checks it; snapshots will convert it to
-//! their own on-disk model.
+//! `EngineState`: the whole engine as plain data — every actor's state plus the id counters,
+//! each kind of entity keyed by its id. The engine starts from one (seed, or what recovery
+//! rebuilt from a snapshot and the journal), the audit checks one, and the journal's
+//! checkpointer keeps one up to date by replaying records (`apply`), which is what snapshots
+//! are written from.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use crate::actors::coupon::CouponState;
 use crate::actors::data_platform::DataPlatformState;
-use crate::actors::product::ProductState;
+use crate::actors::product::{ProductState, StockLine};
 use crate::actors::sales::SalesState;
 use crate::actors::user::UserState;
+use crate::clock::Timestamp;
+use crate::journal::Record;
+use crate::model::{CouponId, OrderPaid, OrderStatus, ProductId, UserId};
 
 /// The next id each kind of entity will be given. Ids are never reused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IdCounters {
     pub next_user_id: u64,
     pub next_product_id: u64,
@@ -33,41 +37,235 @@ impl Default for IdCounters {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EngineState {
-    pub users: Vec<UserState>,
-    pub products: Vec<ProductState>,
-    pub coupons: Vec<CouponState>,
+    pub users: BTreeMap<UserId, UserState>,
+    pub products: BTreeMap<ProductId, ProductState>,
+    pub coupons: BTreeMap<CouponId, CouponState>,
     pub sales: SalesState,
     pub data_platform: DataPlatformState,
     pub ids: IdCounters,
 }
 
+/// Raises `counter` above `id`.
+fn above(counter: &mut u64, id: u64) {
+    *counter = (*counter).max(id.saturating_add(1));
+}
+
 impl EngineState {
     /// Raises each counter above the largest id in use, so ids given later never collide.
+    /// Reserved stock counts: an order id that holds stock is taken even before its order is.
     pub fn fit_counters(&mut self) {
-        let above = |max: Option<u64>, counter: &mut u64| {
-            *counter = (*counter).max(max.map_or(1, |max| max + 1));
-        };
         let ids = &mut self.ids;
-        above(self.users.iter().map(|u| u.id).max(), &mut ids.next_user_id);
-        above(
-            self.products.iter().map(|p| p.id).max(),
-            &mut ids.next_product_id,
-        );
-        let options = self.products.iter().flat_map(|p| &p.options);
-        above(options.map(|o| o.id).max(), &mut ids.next_option_id);
-        above(
-            self.coupons.iter().map(|c| c.id).max(),
-            &mut ids.next_coupon_id,
-        );
-        let orders = self.users.iter().flat_map(|u| u.orders.keys().copied());
-        above(orders.max(), &mut ids.next_order_id);
+        for user in self.users.values() {
+            above(&mut ids.next_user_id, user.id);
+            for &order_id in user.orders.keys() {
+                above(&mut ids.next_order_id, order_id);
+            }
+        }
+        for product in self.products.values() {
+            above(&mut ids.next_product_id, product.id);
+            for option in &product.options {
+                above(&mut ids.next_option_id, option.id);
+            }
+            for &order_id in product.reservations.keys() {
+                above(&mut ids.next_order_id, order_id);
+            }
+        }
+        for coupon in self.coupons.values() {
+            above(&mut ids.next_coupon_id, coupon.id);
+        }
     }
 
     /// Entities in the state: users, products, coupons and orders.
     pub fn entity_count(&self) -> usize {
-        let orders: usize = self.users.iter().map(|user| user.orders.len()).sum();
+        let orders: usize = self.users.values().map(|user| user.orders.len()).sum();
         self.users.len() + self.products.len() + self.coupons.len() + orders
+    }
+
+    /// Replays one journal record: the same state method the actor ran, with the values it
+    /// recorded. A record that does not fit the state (an unknown entity, a payment the state
+    /// refuses) is an error naming it; the state is then unchanged.
+    pub fn apply(&mut self, record: Record) -> Result<(), String> {
+        match record {
+            Record::UserCreated { user_id, balance } => {
+                if self.users.contains_key(&user_id) {
+                    return Err(format!("user {user_id} exists already"));
+                }
+                self.users.insert(user_id, UserState::new(user_id, balance));
+                above(&mut self.ids.next_user_id, user_id);
+            }
+            Record::Charged { user_id, amount } => {
+                let user = self.user(user_id)?;
+                user.charge(amount, u64::MAX).map_err(|e| e.to_string())?;
+            }
+            Record::OrderPlaced { user_id, order } => {
+                let order = order.into_order(user_id);
+                above(&mut self.ids.next_order_id, order.order_id);
+                self.user(user_id)?.add_order(order)?;
+            }
+            Record::OrderPaid {
+                user_id,
+                order_id,
+                coupon_id,
+                discount_amount,
+                paid_amount,
+                paid_at,
+            } => {
+                let user = self.user(user_id)?;
+                let paid_at = Timestamp(paid_at);
+                user.mark_paid(order_id, coupon_id, discount_amount, paid_amount, paid_at)
+                    .map_err(|e| e.to_string())?;
+                let record = OrderPaid::of(&user.orders[&order_id]).expect("the order is PAID");
+                self.sales.record_order(&record);
+                self.data_platform.pending.insert(order_id, record);
+            }
+            Record::OrderCancelled { user_id, order_id } => {
+                self.user(user_id)?
+                    .cancel(order_id)
+                    .map_err(|e| e.to_string())?;
+            }
+            Record::OrderExpired {
+                user_id,
+                order_id,
+                at,
+            } => {
+                if self
+                    .user(user_id)?
+                    .expire_if_due(order_id, Timestamp(at))
+                    .is_none()
+                {
+                    return Err(format!("order {order_id} cannot expire at {at}"));
+                }
+            }
+            Record::ProductCreated { product } => {
+                let product = product.into_state();
+                if self.products.contains_key(&product.id) {
+                    return Err(format!("product {} exists already", product.id));
+                }
+                above(&mut self.ids.next_product_id, product.id);
+                for option in &product.options {
+                    above(&mut self.ids.next_option_id, option.id);
+                }
+                self.products.insert(product.id, product);
+            }
+            Record::Reserved {
+                product_id,
+                order_id,
+                lines,
+            } => {
+                let lines = lines
+                    .into_iter()
+                    .map(|(option_id, quantity)| StockLine {
+                        option_id,
+                        quantity,
+                    })
+                    .collect();
+                above(&mut self.ids.next_order_id, order_id);
+                self.product(product_id)?
+                    .reserve(order_id, lines)
+                    .map_err(|e| e.to_string())?;
+            }
+            Record::Committed {
+                product_id,
+                order_id,
+            } => {
+                if !self.product(product_id)?.commit(order_id) {
+                    return Err(format!("order {order_id} holds nothing to commit"));
+                }
+            }
+            Record::Released {
+                product_id,
+                order_id,
+            } => {
+                if !self.product(product_id)?.release(order_id) {
+                    return Err(format!("order {order_id} holds nothing to release"));
+                }
+            }
+            Record::Restocked {
+                product_id,
+                option_id,
+                quantity,
+            } => {
+                self.product(product_id)?
+                    .restock(option_id, quantity)
+                    .map_err(|e| e.to_string())?;
+            }
+            Record::CouponCreated { coupon } => {
+                let coupon = coupon.into_state();
+                if self.coupons.contains_key(&coupon.id) {
+                    return Err(format!("coupon {} exists already", coupon.id));
+                }
+                above(&mut self.ids.next_coupon_id, coupon.id);
+                self.coupons.insert(coupon.id, coupon);
+            }
+            Record::CouponIssued {
+                coupon_id,
+                user_id,
+                issued_at,
+            } => {
+                if !self.users.contains_key(&user_id) {
+                    return Err(format!("user {user_id} not found"));
+                }
+                let coupon = self
+                    .coupons
+                    .get_mut(&coupon_id)
+                    .ok_or_else(|| format!("coupon {coupon_id} not found"))?;
+                let issued = coupon
+                    .issue(user_id, Timestamp(issued_at))
+                    .map_err(|e| e.to_string())?;
+                self.user(user_id)?.receive_coupon(issued);
+            }
+            Record::Delivered { order_id } => {
+                self.data_platform.acknowledge(order_id);
+            }
+        }
+        Ok(())
+    }
+
+    fn user(&mut self, user_id: UserId) -> Result<&mut UserState, String> {
+        self.users
+            .get_mut(&user_id)
+            .ok_or_else(|| format!("user {user_id} not found"))
+    }
+
+    fn product(&mut self, product_id: ProductId) -> Result<&mut ProductState, String> {
+        self.products
+            .get_mut(&product_id)
+            .ok_or_else(|| format!("product {product_id} not found"))
+    }
+
+    /// The records that finish what a crash left half done, so that the state satisfies every
+    /// invariant again. Owners are the truth: a buyer's order decides what happens to the
+    /// stock it reserved. A reservation whose order no buyer has (the placement never
+    /// finished, and its client never got a reply) or whose order EXPIRED or was CANCELLED is
+    /// released; one whose order is PAID is committed. Everything else is recorded in one
+    /// record (a payment with its sale and delivery, an issue with its holder), so nothing
+    /// else can be half done. Applying the returned records changes nothing further.
+    pub fn unfinished(&self) -> Vec<Record> {
+        let mut buyers = BTreeMap::new();
+        for user in self.users.values() {
+            for (&order_id, order) in &user.orders {
+                buyers.insert(order_id, order.status);
+            }
+        }
+        let mut fixes = Vec::new();
+        for product in self.products.values() {
+            for &order_id in product.reservations.keys() {
+                let product_id = product.id;
+                match buyers.get(&order_id) {
+                    Some(OrderStatus::Pending) => {}
+                    Some(OrderStatus::Paid) => fixes.push(Record::Committed {
+                        product_id,
+                        order_id,
+                    }),
+                    _ => fixes.push(Record::Released {
+                        product_id,
+                        order_id,
+                    }),
+                }
+            }
+        }
+        fixes
     }
 }

@@ -174,7 +174,7 @@ async fn coupons_expire_for_issuing_and_for_paying() {
     let soon = commerce_engine::clock::Timestamp::parse(helpers::START)
         .unwrap()
         .saturating_add(Duration::from_secs(60));
-    state.coupons[0].expires_at = Some(soon);
+    state.coupons.get_mut(&1).unwrap().expires_at = Some(soon);
     let engine = helpers::engine(state).await;
     engine.issue_coupon(1, 1).await.unwrap();
     let order = engine.place_order(1, keyboards(1)).await.unwrap();

@@ -1,6 +1,7 @@
 //! The real `commerce-engine` binary on port 0 with a temporary snapshot directory: after
-//! `kill -9` a restart has exactly the last snapshot's state; after SIGTERM nothing that was
-//! acknowledged is lost; over unreadable snapshots it refuses to start unless told otherwise.
+//! `kill -9` a restart has everything that was acknowledged (the last snapshot and the journal
+//! after it); after SIGTERM too; over unreadable snapshots it refuses to start unless told
+//! otherwise.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -107,7 +108,7 @@ impl Server {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_restarts_from_the_last_snapshot() {
+async fn kill_9_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = start(dir.path());
     server
@@ -122,21 +123,25 @@ async fn kill_9_restarts_from_the_last_snapshot() {
     assert_eq!(status, 201);
     let (status, snapshot) = server.post("/admin/snapshot", json!({})).await;
     assert_eq!(status, 200, "{snapshot}");
-    assert_eq!(snapshot["sequence"], 1);
+    assert_eq!(
+        snapshot["sequence"], 2,
+        "the first start wrote snapshot 1 of the seed"
+    );
     for field in ["path", "bytes", "entities", "took_ms"] {
         assert!(
             snapshot.get(field).is_some(),
             "snapshot reply lacks {field}"
         );
     }
-    server
+    let (status, _) = server
         .post("/users/1/points/charge", json!({"amount": 2_000}))
-        .await; // after the snapshot: lost
+        .await; // after the snapshot: in the journal only
+    assert_eq!(status, 200);
     server.child.kill().unwrap(); // SIGKILL: no final snapshot
     server.child.wait().unwrap();
 
     let mut restarted = start(dir.path());
-    assert_eq!(restarted.get("/users/1/points").await["balance"], 101_000);
+    assert_eq!(restarted.get("/users/1/points").await["balance"], 103_000);
     let order_id = order["order_id"].as_u64().unwrap();
     let restored = restarted.get(&format!("/orders/{order_id}")).await;
     assert_eq!(
@@ -148,7 +153,7 @@ async fn kill_9_restarts_from_the_last_snapshot() {
         97
     );
     let (_, next) = restarted.post("/admin/snapshot", json!({})).await;
-    assert_eq!(next["sequence"], 2, "the sequence continues");
+    assert_eq!(next["sequence"], 3, "the sequence continues");
     assert!(restarted.terminate().success());
 }
 

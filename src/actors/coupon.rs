@@ -8,11 +8,12 @@
 use std::collections::BTreeSet;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::actors::Recorder;
 use crate::actors::user::UserMessage;
 use crate::clock::Timestamp;
+use crate::journal::Record;
 use crate::model::{CouponId, CouponStatus, CouponView, Discount, UserCoupon, UserId};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -29,7 +30,7 @@ pub enum IssueError {
 }
 
 /// Everything a coupon actor owns.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CouponState {
     pub id: CouponId,
     pub name: String,
@@ -117,7 +118,9 @@ pub enum CouponMessage {
     Read(RpcReplyPort<CouponState>),
 }
 
-pub struct CouponActor;
+pub struct CouponActor {
+    pub recorder: Recorder,
+}
 
 impl Actor for CouponActor {
     type Msg = CouponMessage;
@@ -147,6 +150,11 @@ impl Actor for CouponActor {
             } => {
                 let result = state.issue(user_id, now);
                 if let Ok(coupon) = &result {
+                    self.recorder.record(|| Record::CouponIssued {
+                        coupon_id: coupon.coupon_id,
+                        user_id,
+                        issued_at: now.0,
+                    });
                     // A user actor only stops when the engine does, so this cannot be lost.
                     let _ = user.cast(UserMessage::ReceiveCoupon(coupon.clone()));
                 }

@@ -10,10 +10,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use crate::actors::Recorder;
+use crate::journal::Record;
 use crate::model::{OrderId, OrderPaid};
 
 /// The first retry waits this long; each further one doubles, up to `MAX_BACKOFF`.
@@ -84,11 +85,22 @@ async fn append_json_line(path: &PathBuf, record: &OrderPaid) -> Result<(), Stri
 }
 
 /// What the data platform keeps: records not yet acknowledged, and counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DataPlatformState {
     pub pending: BTreeMap<OrderId, OrderPaid>,
     pub delivered: u64,
     pub failed_attempts: u64,
+}
+
+impl DataPlatformState {
+    /// Forgets an acknowledged record; false if it was not pending.
+    pub fn acknowledge(&mut self, order_id: OrderId) -> bool {
+        let known = self.pending.remove(&order_id).is_some();
+        if known {
+            self.delivered += 1;
+        }
+        known
+    }
 }
 
 /// The data-platform actor's whole API.
@@ -105,6 +117,7 @@ pub enum DataPlatformMessage {
 
 pub struct DataPlatformActor {
     pub sink: Sink,
+    pub recorder: Recorder,
 }
 
 pub struct Running {
@@ -143,8 +156,8 @@ impl Actor for DataPlatformActor {
                 let _ = state.worker.send(record);
             }
             DataPlatformMessage::Acknowledged(order_id) => {
-                if state.data.pending.remove(&order_id).is_some() {
-                    state.data.delivered += 1;
+                if state.data.acknowledge(order_id) {
+                    self.recorder.record(|| Record::Delivered { order_id });
                 }
             }
             DataPlatformMessage::AttemptFailed => state.data.failed_attempts += 1,

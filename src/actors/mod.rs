@@ -22,6 +22,29 @@ use crate::clock::Clock;
 use crate::config::Limits;
 use crate::directory::Directory;
 use crate::gate::Gate;
+use crate::journal::{Journal, Record};
+
+/// Where an actor appends the record of each change it makes (see `src/journal/mod.rs`):
+/// inside its handler, before any follow-up or reply. Without a journal, nowhere.
+#[derive(Clone, Debug, Default)]
+pub struct Recorder(Option<Journal>);
+
+impl Recorder {
+    pub fn new(journal: Option<Journal>) -> Recorder {
+        Recorder(journal)
+    }
+
+    /// Appends the record `record` builds (built only when there is a journal).
+    pub fn record(&self, record: impl FnOnce() -> Record) {
+        if let Some(journal) = &self.0 {
+            journal.append(record());
+        }
+    }
+
+    pub fn journal(&self) -> Option<&Journal> {
+        self.0.as_ref()
+    }
+}
 
 /// What actors need to reach each other: shared, immutable after start-up.
 pub struct Links {
@@ -30,6 +53,7 @@ pub struct Links {
     pub sales: ActorRef<sales::SalesMessage>,
     pub data_platform: ActorRef<data_platform::DataPlatformMessage>,
     pub clock: Clock,
+    pub recorder: Recorder,
     pub limits: Limits,
     /// How long any caller waits for an actor's reply before giving up.
     pub call_timeout: Duration,

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::actors::Recorder;
+use crate::journal::Record;
 use crate::model::{MAX_EXACT_INTEGER, OptionId, OrderId, ProductId, Won};
 
 /// A product's business failure, carried in the reply.
@@ -44,13 +45,13 @@ pub enum StockError {
 pub const MAX_STOCK: u64 = MAX_EXACT_INTEGER;
 
 /// One line of a reservation: `quantity` units of `option_id`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StockLine {
     pub option_id: OptionId,
     pub quantity: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OptionStock {
     pub id: OptionId,
     pub name: String,
@@ -64,7 +65,7 @@ pub struct OptionStock {
 }
 
 /// Everything a product actor owns.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProductState {
     pub id: ProductId,
     pub name: String,
@@ -209,6 +210,7 @@ pub enum ProductMessage {
 
 pub struct ProductActor {
     pub board: Arc<StockBoard>,
+    pub recorder: Recorder,
 }
 
 impl Actor for ProductActor {
@@ -237,15 +239,35 @@ impl Actor for ProductActor {
                 lines,
                 reply,
             } => {
+                let recorded = lines.iter().map(|l| (l.option_id, l.quantity)).collect();
                 let result = state.reserve(order_id, lines);
+                if result.is_ok() {
+                    self.recorder.record(|| Record::Reserved {
+                        product_id: state.id,
+                        order_id,
+                        lines: recorded,
+                    });
+                }
                 self.board.publish(state);
                 let _ = reply.send(result);
             }
             ProductMessage::Commit { order_id } => {
-                state.commit(order_id);
+                if state.commit(order_id) {
+                    let product_id = state.id;
+                    self.recorder.record(|| Record::Committed {
+                        product_id,
+                        order_id,
+                    });
+                }
             }
             ProductMessage::Release { order_id, reply } => {
-                state.release(order_id);
+                if state.release(order_id) {
+                    let product_id = state.id;
+                    self.recorder.record(|| Record::Released {
+                        product_id,
+                        order_id,
+                    });
+                }
                 self.board.publish(state);
                 if let Some(reply) = reply {
                     let _ = reply.send(());
@@ -257,6 +279,14 @@ impl Actor for ProductActor {
                 reply,
             } => {
                 let result = state.restock(option_id, quantity);
+                if result.is_ok() {
+                    let product_id = state.id;
+                    self.recorder.record(|| Record::Restocked {
+                        product_id,
+                        option_id,
+                        quantity,
+                    });
+                }
                 self.board.publish(state);
                 let _ = reply.send(result);
             }
@@ -401,6 +431,7 @@ mod tests {
         let board = Arc::new(StockBoard::new(&state));
         let actor = ProductActor {
             board: board.clone(),
+            recorder: Recorder::default(),
         };
         let (product, handle) = Actor::spawn(None, actor, state).await.unwrap();
         let reply = ractor::call!(product, |reply| ProductMessage::Reserve {

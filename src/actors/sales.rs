@@ -5,12 +5,11 @@
 use std::collections::BTreeMap;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use serde::{Deserialize, Serialize};
 
-use crate::model::ProductId;
+use crate::model::{OrderPaid, ProductId};
 
 /// Quantity sold, keyed by (UTC day number, product).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SalesState {
     pub daily: BTreeMap<(u64, ProductId), u64>,
 }
@@ -25,8 +24,14 @@ pub struct Ranked {
 impl SalesState {
     pub fn record(&mut self, day: u64, lines: &[(ProductId, u64)]) {
         for &(product_id, quantity) in lines {
-            *self.daily.entry((day, product_id)).or_default() += quantity;
+            let sold = self.daily.entry((day, product_id)).or_default();
+            *sold = sold.saturating_add(quantity);
         }
+    }
+
+    /// Adds a paid order's lines to the day it was paid.
+    pub fn record_order(&mut self, paid: &OrderPaid) {
+        self.record(paid.paid_at.day(), &sold_lines(paid));
     }
 
     /// The `limit` best sellers over the `days` days ending with `today`, most sold first,
@@ -49,6 +54,14 @@ impl SalesState {
         ranking.truncate(limit);
         ranking
     }
+}
+
+/// (product, quantity) of each line of a paid order.
+pub fn sold_lines(paid: &OrderPaid) -> Vec<(ProductId, u64)> {
+    let lines = paid.items.iter();
+    lines
+        .map(|item| (item.product_id, u64::from(item.quantity)))
+        .collect()
 }
 
 /// The sales actor's whole API.

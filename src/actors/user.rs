@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::actors::Links;
@@ -21,6 +20,7 @@ use crate::actors::data_platform::DataPlatformMessage;
 use crate::actors::product::ProductMessage;
 use crate::actors::sales::SalesMessage;
 use crate::clock::Timestamp;
+use crate::journal::Record;
 use crate::model::{
     CouponId, CouponStatus, Order, OrderId, OrderPaid, OrderStatus, Payment, ProductId, UserCoupon,
     UserId, Won,
@@ -67,7 +67,7 @@ pub enum CancelError {
 }
 
 /// Everything a user actor owns.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserState {
     pub id: UserId,
     pub balance: Won,
@@ -143,17 +143,7 @@ impl UserState {
         coupon_id: Option<CouponId>,
         now: Timestamp,
     ) -> Result<Payment, PaymentError> {
-        let order = self
-            .orders
-            .get(&order_id)
-            .ok_or(PaymentError::OrderNotFound(order_id))?;
-        match order.status {
-            OrderStatus::Pending => {}
-            OrderStatus::Paid => return Err(PaymentError::AlreadyPaid(order_id)),
-            OrderStatus::Expired => return Err(PaymentError::OrderExpired(order_id)),
-            OrderStatus::Cancelled => return Err(PaymentError::Cancelled(order_id)),
-        }
-        let total = order.total_amount;
+        let total = self.payable(order_id)?.total_amount;
         let discount = match coupon_id {
             Some(coupon_id) => self
                 .usable_coupon(coupon_id, now)?
@@ -161,7 +151,23 @@ impl UserState {
                 .amount_off(total),
             None => 0,
         };
-        let paid = total - discount;
+        self.mark_paid(order_id, coupon_id, discount, total - discount, now)
+    }
+
+    /// The payment itself, with the amounts already worked out (`pay` does that; journal replay
+    /// passes the recorded ones). Checks again that everything holds, then changes it all.
+    pub fn mark_paid(
+        &mut self,
+        order_id: OrderId,
+        coupon_id: Option<CouponId>,
+        discount: Won,
+        paid: Won,
+        now: Timestamp,
+    ) -> Result<Payment, PaymentError> {
+        let total = self.payable(order_id)?.total_amount;
+        if let Some(coupon_id) = coupon_id {
+            self.usable_coupon(coupon_id, now)?;
+        }
         if self.balance < paid {
             return Err(PaymentError::InsufficientBalance {
                 balance: self.balance,
@@ -192,6 +198,38 @@ impl UserState {
             coupon_id,
             paid_at: now,
         })
+    }
+
+    /// The order, if it exists and is PENDING.
+    fn payable(&self, order_id: OrderId) -> Result<&Order, PaymentError> {
+        let order = self
+            .orders
+            .get(&order_id)
+            .ok_or(PaymentError::OrderNotFound(order_id))?;
+        match order.status {
+            OrderStatus::Pending => Ok(order),
+            OrderStatus::Paid => Err(PaymentError::AlreadyPaid(order_id)),
+            OrderStatus::Expired => Err(PaymentError::OrderExpired(order_id)),
+            OrderStatus::Cancelled => Err(PaymentError::Cancelled(order_id)),
+        }
+    }
+
+    /// Stores a new PENDING order (its stock is already reserved).
+    pub fn add_order(&mut self, order: Order) -> Result<(), String> {
+        match self.orders.entry(order.order_id) {
+            std::collections::btree_map::Entry::Occupied(_) => {
+                Err(format!("order {} exists already", order.order_id))
+            }
+            std::collections::btree_map::Entry::Vacant(vacant) => {
+                vacant.insert(order);
+                Ok(())
+            }
+        }
+    }
+
+    /// Keeps a coupon issued to this user.
+    pub fn receive_coupon(&mut self, coupon: UserCoupon) {
+        self.coupons.insert(coupon.coupon_id, coupon);
     }
 
     fn usable_coupon(
@@ -320,6 +358,11 @@ impl UserActor {
     fn expire_if_due(&self, state: &mut UserState, order_id: OrderId, now: Timestamp) -> bool {
         match state.expire_if_due(order_id, now) {
             Some(order) => {
+                self.links.recorder.record(|| Record::OrderExpired {
+                    user_id: order.user_id,
+                    order_id,
+                    at: now.0,
+                });
                 self.release_stock(order);
                 true
             }
@@ -355,6 +398,12 @@ impl Actor for UserActor {
         match message {
             UserMessage::Charge { amount, reply } => {
                 let charged = state.charge(amount, self.links.limits.max_balance);
+                if charged.is_ok() {
+                    let user_id = state.id;
+                    self.links
+                        .recorder
+                        .record(|| Record::Charged { user_id, amount });
+                }
                 self.publish_balance(state);
                 let _ = reply.send(charged);
             }
@@ -362,11 +411,11 @@ impl Actor for UserActor {
                 let coupons = state.coupons.values().map(|c| c.view_at(now)).collect();
                 let _ = reply.send(coupons);
             }
-            UserMessage::ReceiveCoupon(coupon) => {
-                state.coupons.insert(coupon.coupon_id, coupon);
-            }
+            UserMessage::ReceiveCoupon(coupon) => state.receive_coupon(coupon),
             UserMessage::AddOrder(order) => {
-                state.orders.insert(order.order_id, order);
+                if let Err(error) = state.add_order(order) {
+                    tracing::error!(user_id = state.id, %error, "an order was added twice");
+                }
             }
             UserMessage::Order { order_id, reply } => {
                 let _ = reply.send(state.orders.get(&order_id).cloned());
@@ -382,7 +431,15 @@ impl Actor for UserActor {
             } => {
                 self.expire_if_due(state, order_id, now);
                 let result = state.pay(order_id, coupon_id, now);
-                if result.is_ok() {
+                if let Ok(payment) = &result {
+                    self.links.recorder.record(|| Record::OrderPaid {
+                        user_id: state.id,
+                        order_id,
+                        coupon_id,
+                        discount_amount: payment.discount_amount,
+                        paid_amount: payment.paid_amount,
+                        paid_at: payment.paid_at.0,
+                    });
                     self.settle_payment(&state.orders[&order_id]);
                     self.publish_balance(state);
                 }
@@ -396,6 +453,10 @@ impl Actor for UserActor {
                 self.expire_if_due(state, order_id, now);
                 let result = state.cancel(order_id).cloned();
                 if let Ok(order) = &result {
+                    self.links.recorder.record(|| Record::OrderCancelled {
+                        user_id: order.user_id,
+                        order_id,
+                    });
                     self.release_stock(order);
                 }
                 let _ = reply.send(result);

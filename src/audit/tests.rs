@@ -96,9 +96,9 @@ fn consistent() -> EngineState {
     coupon.remaining = 4;
     coupon.holders.insert(1);
     let mut state = EngineState {
-        users: vec![user],
-        products: vec![product],
-        coupons: vec![coupon],
+        users: [(1, user)].into(),
+        products: [(1, product)].into(),
+        coupons: [(7, coupon)].into(),
         ..EngineState::default()
     };
     state.sales.record(PAID_AT.day(), &[(1, 3)]);
@@ -126,14 +126,14 @@ fn a_consistent_state_passes_every_check() {
 #[test]
 fn stock_that_does_not_add_up_is_caught() {
     let mut state = consistent();
-    state.products[0].options[0].available += 1;
+    state.products.get_mut(&1).unwrap().options[0].available += 1;
     assert_eq!(failing(&state), ["stock_conservation"]);
 }
 
 #[test]
 fn sold_stock_without_paid_orders_is_caught() {
     let mut state = consistent();
-    let option = &mut state.products[0].options[0];
+    let option = &mut state.products.get_mut(&1).unwrap().options[0];
     option.sold += 1;
     option.available -= 1;
     assert_eq!(failing(&state), ["stock_conservation"]);
@@ -142,22 +142,28 @@ fn sold_stock_without_paid_orders_is_caught() {
 #[test]
 fn a_coupon_count_off_by_one_is_caught() {
     let mut state = consistent();
-    state.coupons[0].remaining = 5;
+    state.coupons.get_mut(&7).unwrap().remaining = 5;
     assert_eq!(failing(&state), ["coupon_quantity"]);
 }
 
 #[test]
 fn a_coupon_held_by_a_user_but_not_listed_is_caught() {
     let mut state = consistent();
-    state.coupons[0].holders.clear();
-    state.coupons[0].remaining = 5;
+    state.coupons.get_mut(&7).unwrap().holders.clear();
+    state.coupons.get_mut(&7).unwrap().remaining = 5;
     assert_eq!(failing(&state), ["coupon_quantity"]);
 }
 
 #[test]
 fn a_paid_order_naming_an_unused_coupon_is_caught() {
     let mut state = consistent();
-    let coupon = state.users[0].coupons.get_mut(&7).unwrap();
+    let coupon = state
+        .users
+        .get_mut(&1)
+        .unwrap()
+        .coupons
+        .get_mut(&7)
+        .unwrap();
     coupon.status = CouponStatus::Available;
     coupon.order_id = None;
     assert_eq!(failing(&state), ["coupon_use"]);
@@ -166,16 +172,30 @@ fn a_paid_order_naming_an_unused_coupon_is_caught() {
 #[test]
 fn money_from_nowhere_is_caught() {
     let mut state = consistent();
-    state.users[0].balance += 1;
+    state.users.get_mut(&1).unwrap().balance += 1;
     assert_eq!(failing(&state), ["money"]);
 }
 
 #[test]
 fn a_pending_order_past_its_deadline_is_caught() {
     let mut state = consistent();
-    state.users[0].orders.get_mut(&1).unwrap().expires_at = Timestamp(NOW.0 - 1_001);
+    state
+        .users
+        .get_mut(&1)
+        .unwrap()
+        .orders
+        .get_mut(&1)
+        .unwrap()
+        .expires_at = Timestamp(NOW.0 - 1_001);
     assert_eq!(failing(&state), ["order_states"]);
-    state.users[0].orders.get_mut(&1).unwrap().expires_at = Timestamp(NOW.0 - 1_000);
+    state
+        .users
+        .get_mut(&1)
+        .unwrap()
+        .orders
+        .get_mut(&1)
+        .unwrap()
+        .expires_at = Timestamp(NOW.0 - 1_000);
     assert!(failing(&state).is_empty(), "within the one-second grace");
 }
 
@@ -186,9 +206,14 @@ fn an_expired_order_still_holding_stock_is_caught() {
         option_id: 11,
         quantity: 1,
     }];
-    state.products[0].reservations.insert(3, lines);
-    state.products[0].options[0].reserved += 1;
-    state.products[0].options[0].available -= 1;
+    state
+        .products
+        .get_mut(&1)
+        .unwrap()
+        .reservations
+        .insert(3, lines);
+    state.products.get_mut(&1).unwrap().options[0].reserved += 1;
+    state.products.get_mut(&1).unwrap().options[0].available -= 1;
     let failures = failing(&state);
     assert!(failures.contains(&"order_states"), "{failures:?}");
 }
@@ -203,7 +228,7 @@ fn sales_statistics_that_drift_from_paid_orders_are_caught() {
 #[test]
 fn details_name_the_offender() {
     let mut state = consistent();
-    state.users[0].balance = 0;
+    state.users.get_mut(&1).unwrap().balance = 0;
     let report = audit(&state, NOW);
     let money = report
         .checks

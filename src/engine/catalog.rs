@@ -11,9 +11,11 @@ use crate::actors::sales::SalesMessage;
 use crate::actors::user::UserState;
 use crate::clock::Timestamp;
 use crate::error::EngineError;
+use crate::journal::Record;
 use crate::model::{
     CouponView, Discount, MAX_EXACT_INTEGER, OptionId, ProductId, ProductView, UserId, Won,
 };
+use crate::snapshot::model::{CouponV1, ProductV1};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ProductSort {
@@ -189,6 +191,7 @@ impl Engine {
                 "balance must be at most {max_balance}"
             )));
         }
+        let _one_at_a_time = self.inner.creation.lock().await;
         let id = match user_id {
             Some(0) => return Err(invalid("user_id must be a positive integer")),
             Some(id) if id > MAX_EXACT_INTEGER => {
@@ -205,8 +208,15 @@ impl Engine {
             }
             None => self.free_user_id()?,
         };
+        if self.directory().user(id).is_some() {
+            return Err(EngineError::UserExists(id));
+        }
+        self.links().recorder.record(|| Record::UserCreated {
+            user_id: id,
+            balance,
+        });
         self.spawn_user(UserState::new(id, balance)).await?;
-        Ok((id, balance))
+        self.once_durable(Ok((id, balance))).await
     }
 
     /// The next id no user has (ids given explicitly may have taken some). The counter stops
@@ -252,6 +262,7 @@ impl Engine {
                 option.name
             )));
         }
+        let _one_at_a_time = self.inner.creation.lock().await;
         let ids = &self.inner.ids;
         let options = new
             .options
@@ -274,7 +285,11 @@ impl Engine {
             options,
             reservations: Default::default(),
         };
-        Ok(self.spawn_product(state).await?.view())
+        self.links().recorder.record(|| Record::ProductCreated {
+            product: ProductV1::from_state(&state),
+        });
+        let view = self.spawn_product(state).await?.view();
+        self.once_durable(Ok(view)).await
     }
 
     pub async fn restock(
@@ -290,13 +305,16 @@ impl Engine {
             .directory()
             .product(product_id)
             .ok_or(EngineError::ProductNotFound(product_id))?;
-        self.ask(&product.actor, |reply| ProductMessage::Restock {
-            option_id,
-            quantity,
-            reply,
-        })
-        .await??;
-        Ok(product.view())
+        let restocked = self
+            .ask(&product.actor, |reply| ProductMessage::Restock {
+                option_id,
+                quantity,
+                reply,
+            })
+            .await?;
+        let restocked = restocked.map(|()| product.view());
+        self.once_durable(restocked.map_err(EngineError::from))
+            .await
     }
 
     pub async fn create_coupon(&self, new: NewCoupon) -> Result<CouponView, EngineError> {
@@ -317,10 +335,14 @@ impl Engine {
                 "discount amount must be at most {MAX_EXACT_INTEGER}"
             )));
         }
+        let _one_at_a_time = self.inner.creation.lock().await;
         let id = self.inner.ids.coupon.fetch_add(1, Ordering::SeqCst);
         let state = CouponState::new(id, new.name, new.discount, new.quantity, new.expires_at);
         let view = state.view();
+        self.links().recorder.record(|| Record::CouponCreated {
+            coupon: CouponV1::from_state(&state),
+        });
         self.spawn_coupon(state).await?;
-        Ok(view)
+        self.once_durable(Ok(view)).await
     }
 }

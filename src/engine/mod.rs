@@ -20,21 +20,22 @@ use std::time::Duration;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, Message, RpcReplyPort};
 
-use crate::actors::Links;
 use crate::actors::coupon::{CouponActor, CouponMessage, CouponState};
 use crate::actors::data_platform::{DataPlatformActor, DataPlatformMessage, Sink};
 use crate::actors::order_supervisor::{OrderSupervisor, SupervisorMessage};
 use crate::actors::product::{ProductActor, ProductMessage, ProductState, StockBoard};
 use crate::actors::sales::{SalesActor, SalesMessage};
 use crate::actors::user::{UserActor, UserMessage, UserState};
+use crate::actors::{Links, Recorder};
 use crate::audit::{AuditReport, audit};
 use crate::clock::{Clock, Timestamp};
 use crate::config::Limits;
 use crate::directory::{Directory, ProductEntry, UserEntry};
 use crate::error::EngineError;
 use crate::gate::Gate;
+use crate::journal::Journal;
 use crate::model::OrderStatus;
-use crate::snapshot::{SnapshotInfo, SnapshotStore};
+use crate::snapshot::SnapshotInfo;
 use crate::state::{EngineState, IdCounters};
 
 /// How the engine behaves, independent of HTTP.
@@ -43,10 +44,11 @@ pub struct EngineConfig {
     pub limits: Limits,
     pub order_expiry: Duration,
     pub sink: Sink,
-    /// How long a caller waits for an actor before answering 503.
+    /// How long a caller waits for an actor (or the journal) before answering 503.
     pub call_timeout: Duration,
-    /// Where `Engine::snapshot` writes; `None` disables snapshots.
-    pub snapshots: Option<Arc<SnapshotStore>>,
+    /// Where every change is recorded and snapshots are written from; `None` keeps the state
+    /// in memory only (tests, the embedded simulator).
+    pub journal: Option<Journal>,
 }
 
 impl Default for EngineConfig {
@@ -56,7 +58,7 @@ impl Default for EngineConfig {
             order_expiry: Duration::from_secs(600),
             sink: Sink::Log,
             call_timeout: Duration::from_secs(5),
-            snapshots: None,
+            journal: None,
         }
     }
 }
@@ -71,7 +73,9 @@ struct Inner {
     supervisor: ActorRef<SupervisorMessage>,
     order_expiry: Duration,
     ids: Ids,
-    snapshots: Option<Arc<SnapshotStore>>,
+    /// Admin creations run one at a time, so the record of a creation and the id it takes
+    /// cannot be overtaken by a second creation of the same id.
+    creation: tokio::sync::Mutex<()>,
 }
 
 /// The id counters, live. Handed out with `fetch_add`, so ids never repeat.
@@ -121,7 +125,11 @@ impl Engine {
         let (sales, _) = Actor::spawn(None, SalesActor, state.sales)
             .await
             .map_err(spawn_failed)?;
-        let data_platform = DataPlatformActor { sink: config.sink };
+        let recorder = Recorder::new(config.journal);
+        let data_platform = DataPlatformActor {
+            sink: config.sink,
+            recorder: recorder.clone(),
+        };
         let (data_platform, _) = Actor::spawn(None, data_platform, state.data_platform)
             .await
             .map_err(spawn_failed)?;
@@ -131,6 +139,7 @@ impl Engine {
             sales,
             data_platform,
             clock,
+            recorder,
             limits: config.limits,
             call_timeout: config.call_timeout,
         });
@@ -146,16 +155,16 @@ impl Engine {
                 supervisor,
                 order_expiry: config.order_expiry,
                 ids: Ids::new(state.ids),
-                snapshots: config.snapshots,
+                creation: tokio::sync::Mutex::new(()),
             }),
         };
-        for product in state.products {
+        for product in state.products.into_values() {
             engine.spawn_product(product).await?;
         }
-        for coupon in state.coupons {
+        for coupon in state.coupons.into_values() {
             engine.spawn_coupon(coupon).await?;
         }
-        for user in state.users {
+        for user in state.users.into_values() {
             engine.spawn_user(user).await?;
         }
         Ok(engine)
@@ -244,6 +253,7 @@ impl Engine {
             .collect();
         let actor = ProductActor {
             board: board.clone(),
+            recorder: self.links().recorder.clone(),
         };
         let (actor, _) = Actor::spawn(None, actor, state)
             .await
@@ -268,7 +278,10 @@ impl Engine {
         state: CouponState,
     ) -> Result<ActorRef<CouponMessage>, EngineError> {
         let id = state.id;
-        let (coupon, _) = Actor::spawn(None, CouponActor, state)
+        let actor = CouponActor {
+            recorder: self.links().recorder.clone(),
+        };
+        let (coupon, _) = Actor::spawn(None, actor, state)
             .await
             .map_err(spawn_failed)?;
         self.directory().insert_coupon(id, coupon.clone());
@@ -286,49 +299,68 @@ impl Engine {
     /// Reads every actor's state at one consistent point (see `src/gate.rs`): new commands wait
     /// while it runs, in-flight ones finish first.
     pub async fn read_state(&self) -> Result<EngineState, EngineError> {
-        Ok(self.read_state_with_time().await?.0)
-    }
-
-    /// `read_state`, with the engine's time at that point.
-    pub async fn read_state_with_time(&self) -> Result<(EngineState, Timestamp), EngineError> {
         let _closed = self.links().gate.close().await;
-        let state = self.read_state_while_closed().await?;
-        Ok((state, self.clock().now()))
+        self.read_state_while_closed().await
     }
 
-    /// Writes a snapshot of the whole state (see `src/snapshot/mod.rs`).
-    ///
-    /// Runs in its own task: a caller that goes away (an HTTP client hanging up) must not stop
-    /// it halfway, with its file still being written and its sequence number not yet taken.
+    /// Writes a snapshot of the state after every change made so far (see
+    /// `src/journal/mod.rs`): the journal's checkpointer writes it; nothing waits for it.
     pub async fn snapshot(&self) -> Result<SnapshotInfo, EngineError> {
-        let Some(store) = self.inner.snapshots.clone() else {
+        let Some(journal) = self.links().recorder.journal() else {
             return Err(EngineError::Snapshot("snapshots are not configured".into()));
         };
-        let engine = self.clone();
-        let taken = tokio::spawn(async move { store.take(&engine).await })
+        journal
+            .snapshot(self.clock().now())
             .await
-            .map_err(|error| EngineError::Snapshot(format!("the snapshot task failed: {error}")))?;
-        taken.map_err(|error| {
-            tracing::error!(%error, "snapshot failed");
-            EngineError::Snapshot(error.to_string())
-        })
+            .map_err(|error| EngineError::Snapshot(error.to_string()))
+    }
+
+    /// Waits until every change appended so far — so every change a reply just received
+    /// depends on — is durable. Immediate without a journal.
+    async fn durable(&self) -> Result<(), EngineError> {
+        let Some(journal) = self.links().recorder.journal() else {
+            return Ok(());
+        };
+        let target = journal.appended();
+        if journal.durable() >= target {
+            return Ok(());
+        }
+        match tokio::time::timeout(self.links().call_timeout, journal.wait_durable(target)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(EngineError::Unavailable(error.to_string())),
+            Err(_) => {
+                tracing::error!(target, "the journal did not make a change durable in time");
+                Err(EngineError::Unavailable(
+                    "the journal did not make the change durable in time".into(),
+                ))
+            }
+        }
+    }
+
+    /// `result`, once everything it depends on is durable.
+    async fn once_durable<T>(&self, result: Result<T, EngineError>) -> Result<T, EngineError> {
+        self.durable().await?;
+        result
     }
 
     async fn read_state_while_closed(&self) -> Result<EngineState, EngineError> {
         let users = self.directory().users();
         let products = self.directory().products();
         let coupons = self.directory().coupons();
+        let users = self
+            .read_all(users.iter().map(|(_, user)| user), UserMessage::Read)
+            .await?;
+        let products = self
+            .read_all(
+                products.iter().map(|entry| &entry.actor),
+                ProductMessage::Read,
+            )
+            .await?;
+        let coupons = self.read_all(coupons.iter(), CouponMessage::Read).await?;
         Ok(EngineState {
-            users: self
-                .read_all(users.iter().map(|(_, user)| user), UserMessage::Read)
-                .await?,
-            products: self
-                .read_all(
-                    products.iter().map(|entry| &entry.actor),
-                    ProductMessage::Read,
-                )
-                .await?,
-            coupons: self.read_all(coupons.iter(), CouponMessage::Read).await?,
+            users: users.into_iter().map(|user| (user.id, user)).collect(),
+            products: products.into_iter().map(|p| (p.id, p)).collect(),
+            coupons: coupons.into_iter().map(|c| (c.id, c)).collect(),
             sales: self.ask(&self.links().sales, SalesMessage::Read).await?,
             data_platform: self
                 .ask(&self.links().data_platform, DataPlatformMessage::Read)
@@ -379,7 +411,7 @@ impl Engine {
             .await
     }
 
-    /// Stops every actor. Commands arriving afterwards answer 503.
+    /// Stops every actor, then the journal. Commands arriving afterwards answer 503.
     pub async fn stop(&self) {
         let _closed = self.links().gate.close().await;
         for (_, user) in self.directory().users() {
@@ -394,5 +426,9 @@ impl Engine {
         self.inner.supervisor.stop(None);
         self.links().sales.stop(None);
         self.links().data_platform.stop(None);
+        if let Some(journal) = self.links().recorder.journal().cloned() {
+            // Syncs what is left and joins the journal's threads: blocking work.
+            let _ = tokio::task::spawn_blocking(move || journal.close()).await;
+        }
     }
 }

@@ -9,10 +9,12 @@ use crate::actors::product::{ProductMessage, StockLine};
 use crate::actors::user::{PaymentError, UserMessage};
 use crate::directory::ProductEntry;
 use crate::error::EngineError;
+use crate::journal::Record;
 use crate::model::{
     CouponId, CouponView, OptionId, Order, OrderId, OrderItem, OrderStatus, Payment, ProductId,
     UserCoupon, UserId, Won,
 };
+use crate::snapshot::model::OrderV1;
 
 /// One requested line of an order. `option_id` may be left out for a one-option product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +58,7 @@ impl Engine {
         let charged = self
             .ask(&user, |reply| UserMessage::Charge { amount, reply })
             .await?;
-        Ok(charged?)
+        self.once_durable(charged.map_err(EngineError::from)).await
     }
 
     /// First come, first served. The user is looked up before the coupon is asked, so a unit
@@ -81,7 +83,7 @@ impl Engine {
                 reply,
             })
             .await?;
-        Ok(issued?)
+        self.once_durable(issued.map_err(EngineError::from)).await
     }
 
     pub async fn coupon(&self, coupon_id: CouponId) -> Result<CouponView, EngineError> {
@@ -138,7 +140,10 @@ impl Engine {
             .order
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let items = order_items(&resolved)?;
-        self.reserve_all(order_id, &resolved).await?;
+        if let Err(refused) = self.reserve_all(order_id, &resolved).await {
+            // The refusal may rest on reservations others just made: answer once they are durable.
+            return self.once_durable(Err(refused)).await;
+        }
         let now = self.clock().now();
         let order = Order {
             order_id,
@@ -153,10 +158,16 @@ impl Engine {
             expires_at: now.saturating_add(self.inner.order_expiry),
             paid_at: None,
         };
+        // Recorded before the buyer (or anyone) can see the order, so every later change to it
+        // comes after this record.
+        self.links().recorder.record(|| Record::OrderPlaced {
+            user_id,
+            order: OrderV1::from_order(&order),
+        });
         self.directory().insert_order(order_id, user_id);
         let _ = user.cast(UserMessage::AddOrder(order.clone()));
         self.arm(order_id, user_id, order.expires_at);
-        Ok(order)
+        self.once_durable(Ok(order)).await
     }
 
     fn check_order_shape(&self, lines: &[OrderLine]) -> Result<(), EngineError> {
@@ -289,7 +300,7 @@ impl Engine {
                 self.await_release(&order).await?;
             }
         }
-        Ok(paid?)
+        self.once_durable(paid.map_err(EngineError::from)).await
     }
 
     /// Cancels a PENDING order of `user_id`'s and returns it once its stock is orderable again.
@@ -300,15 +311,18 @@ impl Engine {
             .user(user_id)
             .ok_or(EngineError::OrderNotFound(order_id))?;
         let now = self.clock().now();
-        let order = self
+        let cancelled = self
             .ask(&user, |reply| UserMessage::Cancel {
                 order_id,
                 now,
                 reply,
             })
-            .await??;
-        self.await_release(&order).await?;
-        Ok(order)
+            .await?;
+        if let Ok(order) = &cancelled {
+            self.await_release(order).await?;
+        }
+        self.once_durable(cancelled.map_err(EngineError::from))
+            .await
     }
 
     /// Waits until the releases an expired or cancelled order's buyer cast are applied: a

@@ -1,55 +1,59 @@
-//! Snapshots (SPEC section 6): the whole engine state, consistent, written crash-safely and
-//! restored on start.
+//! Snapshots (SPEC section 6): the whole engine state, written crash-safely and read back on
+//! start. Storage is a leaf layer: this module takes a state and returns one; it knows nothing
+//! of the engine or its actors.
 //!
-//! **Consistency.** A snapshot starts from `Engine::read_state`, which closes the admission
-//! gate (`src/gate.rs`): in-flight commands drain, new ones (expiry hints included) wait, every
-//! actor is read, the gate reopens. Encoding and disk I/O happen after the gate has reopened,
-//! so requests pause only for the read. The state is audited before it is written and again
-//! right after it is read back, so a file never holds — and a restart never trusts — a state
-//! that breaks an invariant.
+//! **What a snapshot holds.** The state as the journal describes it after every record up to
+//! its *journal position* (see `src/journal/mod.rs`): the journal's checkpointer keeps that
+//! state by replaying records and writes it out while requests keep flowing. It is a prefix of
+//! the journal, so it may end in the middle of an operation (stock reserved for an order whose
+//! placement had not finished); recovery replays the records after the position and then
+//! finishes what is unfinished (`EngineState::unfinished`). `check` audits exactly that
+//! finished state: before a file is written and right after one is read, so a file never holds
+//! — and a restart never trusts — a state that breaks an invariant.
 //!
 //! **File format**, one file per snapshot, `snapshot-<sequence, 20 digits>.bin`:
 //!
 //! ```text
 //! offset  size  field
 //!      0     8  magic "CMRCSNAP"
-//!      8     4  format version, u32 little-endian (1)
+//!      8     4  format version, u32 little-endian (2; version 1 is still read)
 //!     12     4  reserved, zero
 //!     16     8  sequence, u64 LE (also in the file name; increases by one per snapshot)
-//!     24     8  body length in bytes, u64 LE
-//!     32     4  CRC-32 of the body, u32 LE
-//!     36     4  CRC-32 of bytes 0..36 (the header), u32 LE
-//!     40     …  body: `model::SnapshotV1`, bincode 2 standard encoding (`codec.rs`)
+//!     24     8  journal position, u64 LE: the last journal record the state includes
+//!     32     8  body length in bytes, u64 LE
+//!     40     4  CRC-32 of the body, u32 LE
+//!     44     4  CRC-32 of bytes 0..44 (the header), u32 LE
+//!     48     …  body: `model::SnapshotV1`, bincode 2 standard encoding (`src/codec.rs`)
 //! ```
+//!
+//! Version 1 (written before the journal existed) has a 40-byte header without the journal
+//! position (bytes 24..40 hold length, body CRC and header CRC); its position is 0.
 //!
 //! **Crash safety.** Written to `.snapshot-<sequence>.tmp`, fsynced, renamed over the final
 //! name, then the directory is fsynced; the newest `snapshot.keep` files are kept. A crash at
-//! any point leaves the previous snapshot untouched. On start the newest file that passes every
-//! check (header, checksums, decoding, invariants) wins; each one skipped is logged with its
-//! path and reason. Files but none readable: the engine refuses to start unless told to.
-//!
-//! **Sequence.** Snapshot N+1 follows N. A write-ahead journal would record commands after
-//! snapshot N under that number and replay them onto it.
+//! any point leaves the previous snapshot untouched, and stale `.tmp` files are removed on
+//! start. On start the newest file that passes every check (header, checksums, decoding,
+//! invariants) wins; each one skipped is logged with its path and reason. Files but none
+//! readable: the engine refuses to start unless told to. Files are ordered by the sequence in
+//! their header; a name that disagrees with it is reported.
 
-mod codec;
 pub mod model;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use thiserror::Error;
-use tokio::sync::Mutex;
 
 use crate::audit::audit;
 use crate::clock::Timestamp;
-use crate::engine::Engine;
-use crate::error::EngineError;
+use crate::codec;
 use crate::state::EngineState;
 use model::SnapshotV1;
 
 pub const MAGIC: [u8; 8] = *b"CMRCSNAP";
-pub const FORMAT_VERSION: u32 = 1;
-pub const HEADER_LEN: usize = 40;
+pub const FORMAT_VERSION: u32 = 2;
+pub const HEADER_LEN: usize = 48;
+/// The header of a version-1 file.
+const V1_HEADER_LEN: usize = 40;
 const FILE_PREFIX: &str = "snapshot-";
 const FILE_SUFFIX: &str = ".bin";
 
@@ -69,8 +73,8 @@ pub enum SnapshotError {
     Inconsistent(String),
     #[error("the snapshot could not be encoded: {0}")]
     Encode(String),
-    #[error("the state could not be read: {0}")]
-    Engine(#[from] EngineError),
+    #[error("no snapshot was taken: {0}")]
+    Unavailable(String),
 }
 
 /// What `POST /admin/snapshot` reports.
@@ -88,8 +92,21 @@ pub struct SnapshotInfo {
 pub struct Loaded {
     pub path: PathBuf,
     pub sequence: u64,
+    /// The last journal record the state includes (0 before any).
+    pub position: u64,
     pub taken_at: Timestamp,
     pub state: EngineState,
+}
+
+/// What a snapshot file's header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub version: u32,
+    pub sequence: u64,
+    pub position: u64,
+    body_length: u64,
+    body_crc: u32,
+    length: usize,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
@@ -99,17 +116,35 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
     }
 }
 
-/// Header + body of a snapshot file. Audits the state first: an inconsistent state is a bug
-/// to report, never something to persist.
+/// Audits `state` as recovery would leave it if the journal ended here: with what a crash
+/// left unfinished finished. Only products change, so only they are copied.
+pub fn check(state: &mut EngineState, at: Timestamp) -> Result<(), String> {
+    let fixes = state.unfinished();
+    let report = if fixes.is_empty() {
+        audit(state, at)
+    } else {
+        let products = state.products.clone();
+        for fix in fixes {
+            state.apply(fix)?;
+        }
+        let report = audit(state, at);
+        state.products = products;
+        report
+    };
+    match report.ok {
+        true => Ok(()),
+        false => Err(report.failures()),
+    }
+}
+
+/// Header + body of a snapshot file of `state`, which includes journal records up to
+/// `position`. The caller has `check`ed it.
 pub fn encode_file(
     sequence: u64,
+    position: u64,
     taken_at: Timestamp,
     state: &EngineState,
 ) -> Result<Vec<u8>, SnapshotError> {
-    let report = audit(state, taken_at);
-    if !report.ok {
-        return Err(SnapshotError::Inconsistent(report.failures()));
-    }
     let body = codec::encode(&SnapshotV1::from_state(sequence, taken_at, state))
         .map_err(SnapshotError::Encode)?;
     let mut file = Vec::with_capacity(HEADER_LEN + body.len());
@@ -117,9 +152,10 @@ pub fn encode_file(
     file.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     file.extend_from_slice(&0u32.to_le_bytes());
     file.extend_from_slice(&sequence.to_le_bytes());
+    file.extend_from_slice(&position.to_le_bytes());
     file.extend_from_slice(&(body.len() as u64).to_le_bytes());
     file.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    let header_crc = crc32fast::hash(&file[..36]);
+    let header_crc = crc32fast::hash(&file[..44]);
     file.extend_from_slice(&header_crc.to_le_bytes());
     file.extend_from_slice(&body);
     Ok(file)
@@ -133,58 +169,73 @@ fn le_u64(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }
 
-/// Checks and decodes a whole snapshot file; the error says what is wrong with it.
-pub fn decode_file(bytes: &[u8]) -> Result<Loaded, String> {
+/// Checks and reads a header (version 1 or 2) from the start of a file.
+pub fn decode_header(bytes: &[u8]) -> Result<Header, String> {
     if bytes.is_empty() {
         return Err("the file is empty".into());
     }
-    if bytes.len() < HEADER_LEN {
+    if bytes.len() < V1_HEADER_LEN {
         return Err(format!(
-            "truncated: {} bytes, shorter than the {HEADER_LEN}-byte header",
+            "truncated: {} bytes, shorter than a header",
             bytes.len()
         ));
     }
     if bytes[..8] != MAGIC {
         return Err("wrong magic: not a commerce-engine snapshot".into());
     }
-    if crc32fast::hash(&bytes[..36]) != le_u32(bytes, 36) {
+    let version = le_u32(bytes, 8);
+    let (length, position, fields) = match version {
+        1 => (V1_HEADER_LEN, 0, 24),
+        2 if bytes.len() >= HEADER_LEN => (HEADER_LEN, le_u64(bytes, 24), 32),
+        2 => return Err("truncated: shorter than its header".into()),
+        _ => {
+            return Err(format!(
+                "format version {version}, but this build reads versions 1 and {FORMAT_VERSION}"
+            ));
+        }
+    };
+    if crc32fast::hash(&bytes[..length - 4]) != le_u32(bytes, length - 4) {
         return Err("header checksum mismatch".into());
     }
-    let version = le_u32(bytes, 8);
-    if version != FORMAT_VERSION {
+    Ok(Header {
+        version,
+        sequence: le_u64(bytes, 16),
+        position,
+        body_length: le_u64(bytes, fields),
+        body_crc: le_u32(bytes, fields + 8),
+        length,
+    })
+}
+
+/// Checks and decodes a whole snapshot file; the error says what is wrong with it.
+pub fn decode_file(bytes: &[u8]) -> Result<Loaded, String> {
+    let header = decode_header(bytes)?;
+    let body = &bytes[header.length..];
+    if header.body_length != body.len() as u64 {
         return Err(format!(
-            "format version {version}, but this build reads version {FORMAT_VERSION}"
-        ));
-    }
-    let body = &bytes[HEADER_LEN..];
-    let declared = le_u64(bytes, 24);
-    if declared != body.len() as u64 {
-        return Err(format!(
-            "truncated or padded: the header declares {declared} body bytes, the file has {}",
+            "truncated or padded: the header declares {} body bytes, the file has {}",
+            header.body_length,
             body.len()
         ));
     }
-    if crc32fast::hash(body) != le_u32(bytes, 32) {
+    if crc32fast::hash(body) != header.body_crc {
         return Err("body checksum mismatch".into());
     }
-    let snapshot = codec::decode(body).map_err(|error| format!("undecodable body: {error}"))?;
+    let snapshot: SnapshotV1 =
+        codec::decode(body).map_err(|error| format!("undecodable body: {error}"))?;
     let (sequence, taken_at) = (snapshot.sequence, Timestamp(snapshot.taken_at));
-    if sequence != le_u64(bytes, 16) {
+    if sequence != header.sequence {
         return Err("the body's sequence differs from the header's".into());
     }
-    let state = snapshot.into_state();
-    // The audit runs as of the moment the snapshot was taken: orders that were PENDING then
-    // are fine, even if their deadline has passed since (they expire at once on start).
-    let report = audit(&state, taken_at);
-    if !report.ok {
-        return Err(format!(
-            "the state breaks invariants: {}",
-            report.failures()
-        ));
-    }
+    let mut state = snapshot.into_state();
+    // As of the moment the snapshot was taken: orders that were PENDING then are fine, even if
+    // their deadline has passed since (they expire at once on start).
+    check(&mut state, taken_at)
+        .map_err(|failures| format!("the state breaks invariants: {failures}"))?;
     Ok(Loaded {
         path: PathBuf::new(),
         sequence,
+        position: header.position,
         taken_at,
         state,
     })
@@ -194,8 +245,21 @@ pub fn file_name(sequence: u64) -> String {
     format!("{FILE_PREFIX}{sequence:020}{FILE_SUFFIX}")
 }
 
-/// Snapshot files in `dir`, newest (highest sequence) first. Other files are ignored.
-pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SnapshotError> {
+/// The header of the file at `path`, read without the body.
+pub fn read_header(path: &Path) -> Result<Header, String> {
+    use std::io::Read;
+    let mut bytes = Vec::with_capacity(HEADER_LEN);
+    std::fs::File::open(path)
+        .and_then(|file| file.take(HEADER_LEN as u64).read_to_end(&mut bytes))
+        .map_err(|error| error.to_string())?;
+    decode_header(&bytes)
+}
+
+/// Snapshot files in `dir`, newest (highest sequence) first, with the position each includes
+/// (0 when its header is unreadable, so nothing it might need is ever deleted). A file is
+/// ordered by the sequence in its header; a name that disagrees is reported. Other files are
+/// ignored.
+pub fn list(dir: &Path) -> Result<Vec<(u64, u64, PathBuf)>, SnapshotError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -208,14 +272,22 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SnapshotError> {
             .file_name()
             .and_then(|name| name.to_str())
             .unwrap_or("");
-        let sequence = name
+        let named = name
             .strip_prefix(FILE_PREFIX)
-            .and_then(|rest| rest.strip_suffix(FILE_SUFFIX));
-        if let Some(sequence) = sequence.and_then(|digits| digits.parse::<u64>().ok()) {
-            files.push((sequence, path));
-        }
+            .and_then(|rest| rest.strip_suffix(FILE_SUFFIX))
+            .and_then(|digits| digits.parse::<u64>().ok());
+        let Some(named) = named else { continue };
+        let (sequence, position) = match read_header(&path) {
+            Ok(header) if header.sequence != named => {
+                tracing::warn!(path = %path.display(), header = header.sequence, "the snapshot's name and header disagree on its sequence; the header's is used");
+                (header.sequence, header.position)
+            }
+            Ok(header) => (header.sequence, header.position),
+            Err(_) => (named, 0),
+        };
+        files.push((sequence, position, path));
     }
-    files.sort_unstable_by_key(|(sequence, _)| std::cmp::Reverse(*sequence));
+    files.sort_unstable_by_key(|(sequence, _, _)| std::cmp::Reverse(*sequence));
     Ok(files)
 }
 
@@ -224,13 +296,13 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SnapshotError> {
 /// is readable, that is an error unless `ignore_unreadable`.
 pub fn read_newest(dir: &Path, ignore_unreadable: bool) -> Result<Option<Loaded>, SnapshotError> {
     let files = list(dir)?;
-    for (_, path) in &files {
+    for (_, _, path) in &files {
         let checked = std::fs::read(path)
             .map_err(|error| error.to_string())
             .and_then(|bytes| decode_file(&bytes));
         match checked {
             Ok(mut loaded) => {
-                tracing::info!(path = %path.display(), sequence = loaded.sequence, "snapshot loaded");
+                tracing::info!(path = %path.display(), sequence = loaded.sequence, position = loaded.position, "snapshot loaded");
                 loaded.path = path.clone();
                 return Ok(Some(loaded));
             }
@@ -241,7 +313,7 @@ pub fn read_newest(dir: &Path, ignore_unreadable: bool) -> Result<Option<Loaded>
     }
     if files.is_empty() || ignore_unreadable {
         if !files.is_empty() {
-            tracing::warn!(dir = %dir.display(), "no snapshot is readable; starting from the seed as asked");
+            tracing::warn!(dir = %dir.display(), "no snapshot is readable; starting without one as asked");
         }
         return Ok(None);
     }
@@ -262,68 +334,54 @@ pub fn write_atomically(dir: &Path, sequence: u64, bytes: &[u8]) -> Result<PathB
     file.sync_all().map_err(io_error(&temporary))?;
     drop(file);
     std::fs::rename(&temporary, &target).map_err(io_error(&target))?;
+    sync_dir(dir)?;
+    Ok(target)
+}
+
+/// Makes renames, creations and deletions in `dir` durable.
+pub fn sync_dir(dir: &Path) -> Result<(), SnapshotError> {
     std::fs::File::open(dir)
         .and_then(|dir| dir.sync_all())
-        .map_err(io_error(dir))?;
-    Ok(target)
+        .map_err(io_error(dir))
 }
 
 /// Deletes all but the newest `keep` snapshot files.
 pub fn prune(dir: &Path, keep: usize) -> Result<(), SnapshotError> {
-    for (_, path) in list(dir)?.into_iter().skip(keep) {
+    for (_, _, path) in list(dir)?.into_iter().skip(keep) {
         std::fs::remove_file(&path).map_err(io_error(&path))?;
     }
     Ok(())
 }
 
-/// Where an engine writes its snapshots, and the sequence of the next one. One snapshot is
-/// written at a time (periodic, admin and shutdown snapshots queue on the mutex).
-#[derive(Debug)]
-pub struct SnapshotStore {
-    dir: PathBuf,
-    keep: usize,
-    next_sequence: Mutex<u64>,
-}
-
-impl SnapshotStore {
-    pub fn new(dir: PathBuf, keep: usize, next_sequence: u64) -> SnapshotStore {
-        SnapshotStore {
-            dir,
-            keep,
-            next_sequence: Mutex::new(next_sequence),
+/// Removes temporary files a crash left behind (a snapshot or journal file being written).
+pub fn remove_stale_temporaries(dir: &Path) -> Result<(), SnapshotError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(io_error(dir)(error)),
+    };
+    for entry in entries {
+        let path = entry.map_err(io_error(dir))?.path();
+        if path.extension().is_some_and(|extension| extension == "tmp") {
+            tracing::warn!(path = %path.display(), "removing a stale temporary file");
+            std::fs::remove_file(&path).map_err(io_error(&path))?;
         }
     }
+    Ok(())
+}
 
-    /// Reads a consistent state from `engine` and writes it as the next snapshot.
-    pub async fn take(&self, engine: &Engine) -> Result<SnapshotInfo, SnapshotError> {
-        let mut sequence = self.next_sequence.lock().await;
-        let started = Instant::now();
-        let (state, taken_at) = engine.read_state_with_time().await?;
-        let paused_ms = started.elapsed().as_millis();
-        let entities = state.entity_count();
-        let (dir, keep, this) = (self.dir.clone(), self.keep, *sequence);
-        let (path, bytes) = tokio::task::spawn_blocking(move || {
-            let bytes = encode_file(this, taken_at, &state)?;
-            let path = write_atomically(&dir, this, &bytes)?;
-            // The snapshot is durable now; failing to delete old ones must not undo that.
-            if let Err(error) = prune(&dir, keep) {
-                tracing::warn!(%error, "old snapshots could not be pruned");
-            }
-            Ok::<_, SnapshotError>((path, bytes.len() as u64))
-        })
-        .await
-        .map_err(|error| SnapshotError::Encode(format!("the writer task failed: {error}")))??;
-        *sequence += 1;
-        let took_ms = started.elapsed().as_millis() as u64;
-        tracing::info!(path = %path.display(), sequence = this, bytes, entities, took_ms, paused_ms, "snapshot written");
-        Ok(SnapshotInfo {
-            path,
-            sequence: this,
-            bytes,
-            entities,
-            took_ms,
-        })
-    }
+/// Creates `dir` if needed and proves it writable (a file created, fsynced and removed), so a
+/// read-only directory stops the start instead of every later write.
+pub fn check_writable(dir: &Path) -> Result<(), SnapshotError> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    let probe = dir.join(".write-probe.tmp");
+    let mut file = std::fs::File::create(&probe).map_err(io_error(&probe))?;
+    file.write_all(b"probe")
+        .and_then(|_| file.sync_all())
+        .map_err(io_error(&probe))?;
+    drop(file);
+    std::fs::remove_file(&probe).map_err(io_error(&probe))
 }
 
 #[cfg(test)]

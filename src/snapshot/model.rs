@@ -1,4 +1,5 @@
-//! The on-disk model, format version 1. These types are written to disk and must keep
+//! The on-disk model of snapshot bodies (format versions 1 and 2 share it; journal records
+//! reuse its order, product and coupon types). These types are written to disk and must keep
 //! decoding forever: never change them. A new format gets new types (`SnapshotV2`, ...) and a
 //! conversion from the old ones. They are separate from the actor state types on purpose, so
 //! refactoring an actor never breaks an old snapshot; `tests/fixtures/snapshot-v1.bin` proves it.
@@ -162,9 +163,9 @@ impl SnapshotV1 {
                 next_coupon_id: ids.next_coupon_id,
                 next_order_id: ids.next_order_id,
             },
-            users: state.users.iter().map(UserV1::from_state).collect(),
-            products: state.products.iter().map(ProductV1::from_state).collect(),
-            coupons: state.coupons.iter().map(CouponV1::from_state).collect(),
+            users: state.users.values().map(UserV1::from_state).collect(),
+            products: state.products.values().map(ProductV1::from_state).collect(),
+            coupons: state.coupons.values().map(CouponV1::from_state).collect(),
             daily_sales: state
                 .sales
                 .daily
@@ -185,13 +186,21 @@ impl SnapshotV1 {
     pub fn into_state(self) -> EngineState {
         let ids = self.ids;
         EngineState {
-            users: self.users.into_iter().map(UserV1::into_state).collect(),
+            users: self
+                .users
+                .into_iter()
+                .map(|user| (user.id, user.into_state()))
+                .collect(),
             products: self
                 .products
                 .into_iter()
-                .map(ProductV1::into_state)
+                .map(|product| (product.id, product.into_state()))
                 .collect(),
-            coupons: self.coupons.into_iter().map(CouponV1::into_state).collect(),
+            coupons: self
+                .coupons
+                .into_iter()
+                .map(|coupon| (coupon.id, coupon.into_state()))
+                .collect(),
             sales: SalesState {
                 daily: self
                     .daily_sales
@@ -339,7 +348,7 @@ impl OrderItemV1 {
 }
 
 impl OrderV1 {
-    fn from_order(order: &Order) -> OrderV1 {
+    pub fn from_order(order: &Order) -> OrderV1 {
         OrderV1 {
             order_id: order.order_id,
             status: match order.status {
@@ -359,7 +368,7 @@ impl OrderV1 {
         }
     }
 
-    fn into_order(self, user_id: u64) -> Order {
+    pub fn into_order(self, user_id: u64) -> Order {
         Order {
             order_id: self.order_id,
             user_id,
@@ -382,7 +391,7 @@ impl OrderV1 {
 }
 
 impl ProductV1 {
-    fn from_state(product: &ProductState) -> ProductV1 {
+    pub fn from_state(product: &ProductState) -> ProductV1 {
         ProductV1 {
             id: product.id,
             name: product.name.clone(),
@@ -414,7 +423,7 @@ impl ProductV1 {
         }
     }
 
-    fn into_state(self) -> ProductState {
+    pub fn into_state(self) -> ProductState {
         ProductState {
             id: self.id,
             name: self.name,
@@ -452,7 +461,7 @@ impl ProductV1 {
 }
 
 impl CouponV1 {
-    fn from_state(coupon: &CouponState) -> CouponV1 {
+    pub fn from_state(coupon: &CouponState) -> CouponV1 {
         CouponV1 {
             id: coupon.id,
             name: coupon.name.clone(),
@@ -464,7 +473,7 @@ impl CouponV1 {
         }
     }
 
-    fn into_state(self) -> CouponState {
+    pub fn into_state(self) -> CouponState {
         CouponState {
             id: self.id,
             name: self.name,

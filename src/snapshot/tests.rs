@@ -31,36 +31,37 @@ fn state(users: u64) -> EngineState {
 }
 
 fn write(dir: &Path, sequence: u64, users: u64) -> PathBuf {
-    let bytes = encode_file(sequence, TAKEN_AT, &state(users)).unwrap();
+    let bytes = encode_file(sequence, sequence * 10, TAKEN_AT, &state(users)).unwrap();
     write_atomically(dir, sequence, &bytes).unwrap()
 }
 
 /// Rewrites the header checksum after a deliberate header edit, so later checks are reached.
 fn reseal_header(bytes: &mut [u8]) {
-    let crc = crc32fast::hash(&bytes[..36]);
-    bytes[36..40].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[..44]);
+    bytes[44..48].copy_from_slice(&crc.to_le_bytes());
 }
 
 #[test]
 fn a_file_round_trips() {
     let original = state(3);
-    let bytes = encode_file(7, TAKEN_AT, &original).unwrap();
+    let bytes = encode_file(7, 70, TAKEN_AT, &original).unwrap();
     assert_eq!(&bytes[..8], b"CMRCSNAP");
     let loaded = decode_file(&bytes).unwrap();
     assert_eq!((loaded.sequence, loaded.taken_at), (7, TAKEN_AT));
+    assert_eq!(loaded.position, 70);
     assert_eq!(loaded.state, original);
 }
 
 #[test]
 fn every_kind_of_damage_is_named() {
-    let good = encode_file(1, TAKEN_AT, &state(3)).unwrap();
+    let good = encode_file(1, 0, TAKEN_AT, &state(3)).unwrap();
     let mut flipped = good.clone();
     let last = flipped.len() - 1;
     flipped[last] ^= 0x40;
     let mut magic = good.clone();
     magic[0] = b'X';
     let mut future = good.clone();
-    future[8..12].copy_from_slice(&2u32.to_le_bytes());
+    future[8..12].copy_from_slice(&3u32.to_le_bytes());
     reseal_header(&mut future);
     let mut header = good.clone();
     header[20] ^= 1;
@@ -74,7 +75,7 @@ fn every_kind_of_damage_is_named() {
         ),
         ("flipped body byte", flipped, "body checksum"),
         ("wrong magic", magic, "magic"),
-        ("future version", future, "version 2"),
+        ("future version", future, "version 3"),
         ("damaged header", header, "header checksum"),
     ];
     for (case, bytes, expected) in cases {
@@ -84,14 +85,52 @@ fn every_kind_of_damage_is_named() {
 }
 
 #[test]
-fn an_inconsistent_state_is_never_written() {
+fn an_inconsistent_state_fails_its_check_on_both_sides_of_the_disk() {
     let mut broken = state(2);
-    broken.users[0].balance += 1;
-    let error = encode_file(1, TAKEN_AT, &broken).unwrap_err();
-    assert!(
-        matches!(error, SnapshotError::Inconsistent(ref detail) if detail.contains("money")),
-        "{error}"
-    );
+    broken.users.get_mut(&1).unwrap().balance += 1;
+    let failures = check(&mut broken, TAKEN_AT).unwrap_err();
+    assert!(failures.contains("money"), "{failures}");
+    let bytes = encode_file(1, 0, TAKEN_AT, &broken).unwrap();
+    let reason = decode_file(&bytes).unwrap_err();
+    assert!(reason.contains("money"), "{reason}");
+}
+
+#[test]
+fn a_state_that_ends_mid_placement_is_checked_as_recovery_would_finish_it() {
+    use crate::journal::Record;
+    let mut midway = state(1);
+    let reserved = Record::Reserved {
+        product_id: 1,
+        order_id: 9,
+        lines: vec![(11, 2)],
+    };
+    midway.apply(reserved).unwrap();
+    let before = midway.clone();
+    assert_eq!(check(&mut midway, TAKEN_AT), Ok(()));
+    assert_eq!(midway, before, "the check leaves the state as it was");
+}
+
+#[test]
+fn a_version_1_file_reads_with_position_0() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/snapshot-v1.bin"
+    ))
+    .unwrap();
+    let loaded = decode_file(&bytes).unwrap();
+    assert_eq!(loaded.position, 0);
+    assert!(!loaded.state.users.is_empty());
+}
+
+#[test]
+fn a_name_that_disagrees_with_the_header_is_ordered_by_the_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let third = write(dir.path(), 3, 1);
+    std::fs::rename(&third, dir.path().join(file_name(1))).unwrap();
+    write(dir.path(), 2, 2);
+    let order: Vec<u64> = list(dir.path()).unwrap().iter().map(|f| f.0).collect();
+    assert_eq!(order, [3, 2]);
+    assert_eq!(read_newest(dir.path(), false).unwrap().unwrap().sequence, 3);
 }
 
 #[test]
@@ -153,7 +192,7 @@ fn pruning_keeps_the_newest() {
     let left: Vec<u64> = list(dir.path())
         .unwrap()
         .into_iter()
-        .map(|(sequence, _)| sequence)
+        .map(|(sequence, _, _)| sequence)
         .collect();
     assert_eq!(left, vec![7, 6, 5]);
 }

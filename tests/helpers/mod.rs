@@ -97,7 +97,7 @@ pub fn config(expiry: Duration) -> EngineConfig {
         order_expiry: expiry,
         sink: Sink::Log,
         call_timeout: Duration::from_secs(30),
-        snapshots: None,
+        journal: None,
     }
 }
 
@@ -227,4 +227,36 @@ pub async fn assert_audit_ok(engine: &Engine) {
         "audit failed: {:#?}",
         report.checks.iter().filter(|c| !c.ok).collect::<Vec<_>>()
     );
+}
+
+/// Where an engine with a journal keeps its files: `dir`, fsync always, small segments so
+/// tests cross segment boundaries, every snapshot kept.
+pub fn storage(dir: &std::path::Path) -> commerce_engine::app::Storage {
+    commerce_engine::app::Storage {
+        journal: commerce_engine::journal::JournalOptions {
+            dir: dir.to_path_buf(),
+            fsync: commerce_engine::journal::FsyncPolicy::Always,
+            fsync_interval: Duration::from_secs(1),
+            segment_bytes: 64 * 1024,
+            keep: 1_000,
+        },
+        ignore_damage: false,
+        faults: None,
+    }
+}
+
+/// An engine with a journal in `dir`: recovered from what is there, or started from `seed`.
+pub async fn open_in(dir: &std::path::Path, seed: EngineState, clock: Clock) -> Engine {
+    open_with(config(EXPIRY), storage(dir), seed, clock).await
+}
+
+pub async fn open_with(
+    config: EngineConfig,
+    storage: commerce_engine::app::Storage,
+    seed: EngineState,
+    clock: Clock,
+) -> Engine {
+    commerce_engine::app::open(config, storage, clock, move || Ok(seed))
+        .await
+        .expect("the engine opens on its directory")
 }

@@ -1,0 +1,137 @@
+//! The checkpointer thread: keeps a replica of the state by applying every durable batch, and
+//! writes snapshots of it on request, then deletes what no kept snapshot needs any more.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+use std::time::Instant;
+
+use super::{JournalOptions, Record, Shared, SnapshotRequest, Start, segment};
+use crate::snapshot::{self, SnapshotError, SnapshotInfo};
+use crate::state::EngineState;
+
+/// What the writer hands over, in journal order.
+pub enum ToCheckpoint {
+    /// Durable records, to apply.
+    Batch(Vec<(u64, Record)>),
+    /// Write a snapshot of everything applied so far.
+    Snapshot(SnapshotRequest),
+    Stop,
+}
+
+pub struct Checkpointer {
+    dir: PathBuf,
+    keep: usize,
+    state: EngineState,
+    /// The last record applied.
+    position: u64,
+    next_snapshot: u64,
+    /// Set when a record did not apply: the replica no longer matches the journal, so no
+    /// snapshot is written from it (the journal keeps everything instead).
+    diverged: Option<String>,
+    shared: Arc<Shared>,
+}
+
+impl Checkpointer {
+    pub fn new(options: &JournalOptions, start: Start, shared: Arc<Shared>) -> Checkpointer {
+        Checkpointer {
+            dir: options.dir.clone(),
+            keep: options.keep,
+            state: start.state,
+            position: start.position,
+            next_snapshot: start.next_snapshot,
+            diverged: None,
+            shared,
+        }
+    }
+
+    pub fn run(mut self, batches: Receiver<ToCheckpoint>) {
+        while let Ok(message) = batches.recv() {
+            match message {
+                ToCheckpoint::Batch(records) => self.apply(records),
+                ToCheckpoint::Snapshot(request) => {
+                    let result = self.snapshot(request.taken_at);
+                    if let Err(error) = &result {
+                        self.shared
+                            .stats
+                            .snapshot_failures
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(%error, "snapshot failed; the journal keeps every record since the last good one");
+                    }
+                    let _ = request.reply.send(result);
+                }
+                ToCheckpoint::Stop => return,
+            }
+        }
+    }
+
+    fn apply(&mut self, records: Vec<(u64, Record)>) {
+        for (sequence, record) in records {
+            if self.diverged.is_none()
+                && let Err(error) = self.state.apply(record)
+            {
+                tracing::error!(sequence, %error, "a journal record does not apply to the replica; snapshots stop, the journal keeps everything");
+                self.diverged = Some(format!("record {sequence}: {error}"));
+            }
+            self.position = sequence;
+        }
+    }
+
+    fn snapshot(
+        &mut self,
+        taken_at: crate::clock::Timestamp,
+    ) -> Result<SnapshotInfo, SnapshotError> {
+        if let Some(reason) = &self.diverged {
+            return Err(SnapshotError::Inconsistent(format!(
+                "the replica stopped matching the journal at {reason}"
+            )));
+        }
+        let started = Instant::now();
+        snapshot::check(&mut self.state, taken_at).map_err(SnapshotError::Inconsistent)?;
+        let sequence = self.next_snapshot;
+        let bytes = snapshot::encode_file(sequence, self.position, taken_at, &self.state)?;
+        let path = snapshot::write_atomically(&self.dir, sequence, &bytes)?;
+        self.next_snapshot += 1;
+        // The snapshot is durable now; failing to delete old files must not undo that.
+        if let Err(error) = snapshot::prune(&self.dir, self.keep) {
+            tracing::warn!(%error, "old snapshots could not be pruned");
+        }
+        if let Err(error) = self.delete_unneeded_segments() {
+            tracing::warn!(%error, "old journal segments could not be deleted");
+        }
+        let took_ms = started.elapsed().as_millis() as u64;
+        let entities = self.state.entity_count();
+        tracing::info!(path = %path.display(), sequence, position = self.position, bytes = bytes.len(), entities, took_ms, "snapshot written");
+        Ok(SnapshotInfo {
+            path,
+            sequence,
+            bytes: bytes.len() as u64,
+            entities,
+            took_ms,
+        })
+    }
+
+    /// Deletes each segment whose last record every kept snapshot already includes. The last
+    /// segment (being written) is never deleted.
+    fn delete_unneeded_segments(&self) -> Result<(), String> {
+        let kept = snapshot::list(&self.dir).map_err(|error| error.to_string())?;
+        let Some(oldest) = kept.iter().map(|(_, position, _)| *position).min() else {
+            return Ok(());
+        };
+        let segments = segment::list(&self.dir).map_err(|error| error.to_string())?;
+        let mut deleted = false;
+        for pair in segments.windows(2) {
+            let (path, next_first) = (&pair[0].path, pair[1].first);
+            if next_first.saturating_sub(1) <= oldest {
+                std::fs::remove_file(path)
+                    .map_err(|error| format!("{}: {error}", path.display()))?;
+                deleted = true;
+            }
+        }
+        if deleted {
+            snapshot::sync_dir(&self.dir).map_err(|error| error.to_string())?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,331 @@
+//! The journal (SPEC section 6b): every change to the state is appended here, in the order the
+//! actors make them, and a success reply waits until its change is on disk. Snapshots are
+//! written from a replica the journal keeps, so they stop nothing. A leaf layer: it takes
+//! records and states and gives them back; it knows nothing of the engine.
+//!
+//! # How changes are recorded
+//!
+//! The actor that makes a change appends its record inside its handler, before it sends
+//! follow-ups or replies (the engine appends order placements and admin creations itself,
+//! before any actor can see them). Appending takes the next sequence number and queues the
+//! record in one short critical section, so sequence order is append order: an actor that
+//! applies X then Y appends X first, and a follow-up sent after an append is appended after
+//! it. Replaying in sequence order therefore respects every happens-before chain that runs
+//! through messages — the release of a cancelled order's stock always comes before the
+//! reservation that took that stock next.
+//!
+//! One writer thread drains the queue, writes the records, fsyncs once for all of them and
+//! publishes the highest durable sequence (group commit: whatever arrives during an fsync goes
+//! in the next one). Actors never wait for the disk; the engine awaits `durable >= s`, where
+//! `s` is the last sequence appended when the actor's reply arrived, before it answers the
+//! client. Durability is a prefix, so that covers every change the reply depended on.
+//! `journal.fsync`: `always` publishes after the fsync; `interval` and `off` publish after the
+//! write (a killed process loses nothing, the OS has the bytes; a power cut loses at most
+//! `journal.fsync_interval`, or what the OS had not flushed, of acknowledged changes).
+//!
+//! # Cross-actor operations
+//!
+//! Owners are the truth: a buyer's user actor owns its orders, so `OrderPlaced`, `OrderPaid`,
+//! `OrderCancelled` and `OrderExpired` decide what happened to an order. A payment is one
+//! record (debit, coupon use, PAID; replay also adds the sale to the statistics and queues the
+//! order for the data platform), and so is a coupon issue (the unit and the user's coupon).
+//! Only stock is recorded where it moves, by its product: `Reserved` before the order is
+//! placed, `Committed` / `Released` after the buyer paid / expired / cancelled (or after a
+//! placement failed on another product). A crash can cut those apart; recovery then finishes
+//! them (`EngineState::unfinished`): stock reserved for an order no buyer has is released (the
+//! placement never finished, its client never got a reply, and the reservation was visible
+//! only as briefly lower stock), stock of a PAID order is committed, of an EXPIRED or
+//! CANCELLED one released. The fix-ups are appended as records before the server serves, so a
+//! second crash replays them in their place. Nothing a client was told can be undone: its
+//! reply waited for the owner's record.
+//!
+//! # Snapshots without a pause
+//!
+//! A checkpointer thread holds a replica of the state and applies each batch once it is
+//! durable. A snapshot is a request queued like a record: the checkpointer, having applied
+//! everything before it, audits and writes the replica (its journal position is the last
+//! record applied). No actor is read and nothing waits for it; batches queue up meanwhile and
+//! are applied after. The replica can end mid-operation; recovery replays what follows it.
+//!
+//! # Files, in `snapshot.dir`
+//!
+//! Segments `journal-<first sequence, 20 digits>.log`, a new one once the current one passes
+//! `journal.segment_bytes` (created as a temporary file with its header, fsynced, renamed,
+//! directory fsynced):
+//!
+//! ```text
+//! segment header, 32 bytes
+//! offset  size  field
+//!      0     8  magic "CMRCJRNL"
+//!      8     4  format version, u32 little-endian (1)
+//!     12     4  reserved, zero
+//!     16     8  sequence of the first record, u64 LE (also in the file name)
+//!     24     4  CRC-32 of bytes 0..24, u32 LE
+//!     28     4  reserved, zero
+//!
+//! then records, back to back:
+//!      0     4  payload length n, u32 LE (at most 16 MiB)
+//!      4     4  CRC-32 of bytes 8..16+n (sequence and payload), u32 LE
+//!      8     8  sequence, u64 LE: one more than the record before it
+//!     16     n  payload: `Record`, bincode 2 standard encoding (`src/codec.rs`)
+//! ```
+//!
+//! A segment is deleted once every kept snapshot's position is at or past its last record, so
+//! falling back to an older snapshot still replays to the present. A snapshot that fails its
+//! audit is not written, so nothing is deleted on its account.
+//!
+//! # Crash points and what recovery does
+//!
+//! | the crash hits | on disk | recovery |
+//! |---|---|---|
+//! | mid-write of a batch | a torn tail in the last segment | cut at the last whole record, logged; none of the torn records was acknowledged |
+//! | a flipped byte, good records after it | damage | start refused, with file and offset; `--ignore-unreadable-snapshots` keeps what comes before it and sets the rest aside (`.corrupt`) |
+//! | during a multi-product placement | some `Reserved`, no `OrderPlaced` | those reservations are released |
+//! | between `OrderPaid` and a product's `Committed` | PAID order holding stock | committed |
+//! | between `OrderExpired`/`OrderCancelled` and `Released` | ended order holding stock | released |
+//! | between `CouponIssued` and the user's copy | one record | replayed whole |
+//! | between `OrderPaid` and the data platform's ack | no `Delivered` | redelivered (at least once) |
+//! | during a snapshot | a `.tmp` file | removed; the previous snapshot and the journal are intact |
+//! | during rotation | a `.tmp` segment, or an empty last segment | removed; records go on in a new segment |
+//! | during segment deletion | some old segments left | deleted at the next snapshot |
+//!
+//! Ids never repeat: every id handed out is in a record before anyone hears of it (an order id
+//! with its first `Reserved`), and recovery raises the counters above every id it replayed.
+//!
+//! # Failures
+//!
+//! A failed write or fsync is logged and counted, the segment is cut back to its last durable
+//! length and the batch is written again, with backoff, until it succeeds; nothing in it is
+//! acknowledged before. A snapshot that cannot be written or fails its audit is logged and
+//! counted at every attempt; the journal keeps everything since the last good one.
+
+mod checkpoint;
+mod record;
+pub mod recovery;
+pub mod segment;
+mod writer;
+
+pub use record::Record;
+pub use recovery::{RecoveryError, recover};
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::{oneshot, watch};
+
+use crate::clock::Timestamp;
+use crate::snapshot::{SnapshotError, SnapshotInfo};
+use crate::state::EngineState;
+
+/// When the journal fsyncs (`journal.fsync`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// Before any reply that depends on the change.
+    #[default]
+    Always,
+    /// Every `journal.fsync_interval`.
+    Interval,
+    /// Never; left to the OS.
+    Off,
+}
+
+/// How the journal writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalOptions {
+    pub dir: PathBuf,
+    pub fsync: FsyncPolicy,
+    pub fsync_interval: Duration,
+    pub segment_bytes: u64,
+    /// How many snapshot files to keep.
+    pub keep: usize,
+}
+
+/// A file operation the writer is about to do; a test double can fail it (`Faults`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileOperation {
+    Write,
+    Sync,
+}
+
+/// Called before every write and fsync of a segment; an `Err` is that operation's failure.
+pub type Faults = Arc<dyn Fn(FileOperation) -> std::io::Result<()> + Send + Sync>;
+
+/// Counters of the journal's work and failures.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub records: AtomicU64,
+    pub batches: AtomicU64,
+    pub bytes: AtomicU64,
+    pub fsyncs: AtomicU64,
+    pub write_failures: AtomicU64,
+    pub snapshot_failures: AtomicU64,
+}
+
+/// Where the journal starts: the recovered state (the checkpointer's replica), the last
+/// sequence it includes, and the numbers to continue from.
+pub struct Start {
+    pub state: EngineState,
+    pub position: u64,
+    pub next_sequence: u64,
+    pub next_snapshot: u64,
+}
+
+/// A snapshot asked for: written once everything appended before it is applied.
+struct SnapshotRequest {
+    taken_at: Timestamp,
+    reply: oneshot::Sender<Result<SnapshotInfo, SnapshotError>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    next_sequence: u64,
+    records: Vec<(u64, Record)>,
+    snapshots: Vec<SnapshotRequest>,
+    closing: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    appended: AtomicU64,
+    durable: watch::Sender<u64>,
+    stats: Stats,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+/// The handle actors and the engine append through. Cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Journal")
+            .field("appended", &self.appended())
+            .finish()
+    }
+}
+
+impl Journal {
+    /// Starts the writer (a new segment from `start.next_sequence`) and the checkpointer.
+    pub fn open(
+        options: JournalOptions,
+        start: Start,
+        faults: Option<Faults>,
+    ) -> Result<Journal, SnapshotError> {
+        let last = start.next_sequence - 1;
+        let (durable, _) = watch::channel(last);
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                next_sequence: start.next_sequence,
+                ..Queue::default()
+            }),
+            wake: Condvar::new(),
+            appended: AtomicU64::new(last),
+            durable,
+            stats: Stats::default(),
+            threads: Mutex::new(Vec::new()),
+        });
+        let segment =
+            writer::Segment::create(&options, start.next_sequence, faults).map_err(|source| {
+                SnapshotError::Io {
+                    path: options.dir.clone(),
+                    source,
+                }
+            })?;
+        let (to_checkpoint, batches) = std::sync::mpsc::channel();
+        let checkpointer = checkpoint::Checkpointer::new(&options, start, shared.clone());
+        let checkpoint = std::thread::Builder::new()
+            .name("journal-checkpoint".into())
+            .spawn(move || checkpointer.run(batches))
+            .map_err(|source| SnapshotError::Io {
+                path: options.dir.clone(),
+                source,
+            })?;
+        let writer_shared = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || writer::run(writer_shared, options, segment, to_checkpoint))
+            .map_err(|source| SnapshotError::Io {
+                path: PathBuf::new(),
+                source,
+            })?;
+        *shared.threads.lock().expect("not poisoned") = vec![writer, checkpoint];
+        Ok(Journal { shared })
+    }
+
+    /// Queues a record and returns its sequence number. Never waits for the disk.
+    pub fn append(&self, record: Record) -> u64 {
+        let mut queue = self
+            .shared
+            .queue
+            .lock()
+            .expect("the journal queue is never poisoned");
+        let sequence = queue.next_sequence;
+        queue.next_sequence += 1;
+        let idle = queue.records.is_empty() && queue.snapshots.is_empty();
+        queue.records.push((sequence, record));
+        self.shared.appended.store(sequence, Ordering::Release);
+        drop(queue);
+        if idle {
+            self.shared.wake.notify_one();
+        }
+        sequence
+    }
+
+    /// The last sequence appended.
+    pub fn appended(&self) -> u64 {
+        self.shared.appended.load(Ordering::Acquire)
+    }
+
+    /// The last sequence on disk (per `journal.fsync`).
+    pub fn durable(&self) -> u64 {
+        *self.shared.durable.borrow()
+    }
+
+    /// Waits until every record up to `sequence` is on disk. Fails only if the journal closed.
+    pub async fn wait_durable(&self, sequence: u64) -> Result<(), SnapshotError> {
+        let mut durable = self.shared.durable.subscribe();
+        durable
+            .wait_for(|durable| *durable >= sequence)
+            .await
+            .map(|_| ())
+            .map_err(|_| SnapshotError::Unavailable("the journal has stopped".into()))
+    }
+
+    /// Writes a snapshot of the state after every record appended so far.
+    pub async fn snapshot(&self, taken_at: Timestamp) -> Result<SnapshotInfo, SnapshotError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let mut queue = self.shared.queue.lock().expect("not poisoned");
+            if queue.closing {
+                return Err(SnapshotError::Unavailable("the journal has stopped".into()));
+            }
+            queue.snapshots.push(SnapshotRequest { taken_at, reply });
+        }
+        self.shared.wake.notify_one();
+        answer
+            .await
+            .map_err(|_| SnapshotError::Unavailable("the journal stopped first".into()))?
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// Writes and syncs everything appended, answers queued snapshots, and stops both threads.
+    pub fn close(&self) {
+        self.shared.queue.lock().expect("not poisoned").closing = true;
+        self.shared.wake.notify_one();
+        let threads = std::mem::take(&mut *self.shared.threads.lock().expect("not poisoned"));
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}
