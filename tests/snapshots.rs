@@ -114,16 +114,6 @@ async fn eventually<F: std::future::Future<Output = bool>>(what: &str, check: im
     panic!("never happened: {what}");
 }
 
-/// What the live engine holds once its background work (deliveries) has settled.
-async fn settled_state(engine: &Engine) -> EngineState {
-    eventually("every paid order delivered", || async {
-        let state = engine.read_state().await.unwrap();
-        state.data_platform.pending.is_empty()
-    })
-    .await;
-    engine.read_state().await.unwrap()
-}
-
 fn minutes_after_start(minutes: u64) -> Clock {
     Clock::starting_at(start_time().saturating_add(Duration::from_secs(minutes * 60)))
 }
@@ -134,7 +124,7 @@ async fn a_restart_restores_every_kind_of_state() {
     let seed = catalog(10, 100_000, 50, 30);
     let engine = open_in(dir.path(), seed.clone(), minutes_after_start(0)).await;
     let first = populate_journaled(&engine).await;
-    let before = settled_state(&engine).await;
+    let before = helpers::settled(&engine).await;
     engine.stop().await;
     assert_eq!(
         recovered(dir.path()),
@@ -154,7 +144,7 @@ async fn a_restart_restores_every_kind_of_state() {
     engine.charge(5, 1_234).await.unwrap(); // after the snapshot: only in the journal
     engine.cancel(pending.order_id, 5).await.unwrap();
     let pending = engine.place_order(6, line(1, 12, 1)).await.unwrap();
-    let before = settled_state(&engine).await;
+    let before = helpers::settled(&engine).await;
     let popular_before = engine.popular(3, 10).await.unwrap();
     engine.stop().await;
     assert_eq!(
@@ -301,7 +291,7 @@ async fn snapshots_under_load_restore_with_the_journal_to_the_live_state() {
     for buyer in buyers {
         buyer.await.unwrap();
     }
-    let live = settled_state(&engine).await;
+    let live = helpers::settled(&engine).await;
     helpers::assert_audit_ok(&engine).await;
     engine.stop().await;
 

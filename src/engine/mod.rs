@@ -174,6 +174,11 @@ impl Engine {
         self.inner.links.clock
     }
 
+    /// The journal changes are recorded in, if the engine has one.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.links().recorder.journal()
+    }
+
     fn links(&self) -> &Links {
         &self.inner.links
     }
@@ -306,7 +311,7 @@ impl Engine {
     /// Writes a snapshot of the state after every change made so far (see
     /// `src/journal/mod.rs`): the journal's checkpointer writes it; nothing waits for it.
     pub async fn snapshot(&self) -> Result<SnapshotInfo, EngineError> {
-        let Some(journal) = self.links().recorder.journal() else {
+        let Some(journal) = self.journal() else {
             return Err(EngineError::Snapshot("snapshots are not configured".into()));
         };
         journal
@@ -318,7 +323,7 @@ impl Engine {
     /// Waits until every change appended so far — so every change a reply just received
     /// depends on — is durable. Immediate without a journal.
     async fn durable(&self) -> Result<(), EngineError> {
-        let Some(journal) = self.links().recorder.journal() else {
+        let Some(journal) = self.journal() else {
             return Ok(());
         };
         let target = journal.appended();
@@ -426,7 +431,7 @@ impl Engine {
         self.inner.supervisor.stop(None);
         self.links().sales.stop(None);
         self.links().data_platform.stop(None);
-        if let Some(journal) = self.links().recorder.journal().cloned() {
+        if let Some(journal) = self.journal().cloned() {
             // Syncs what is left and joins the journal's threads: blocking work.
             let _ = tokio::task::spawn_blocking(move || journal.close()).await;
         }

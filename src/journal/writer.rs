@@ -187,6 +187,12 @@ pub fn run(
             shared.durable.send_replace(last);
             let _ = to_checkpoint.send(ToCheckpoint::Batch(drained.records));
         }
+        if !drained.snapshots.is_empty() && segment.unsynced {
+            // A snapshot never includes a record the journal could still lose (with
+            // `interval` or `off`), so an older snapshot always replays to the present.
+            retrying(&shared, "fsync", || segment.sync());
+            last_sync = Instant::now();
+        }
         for request in drained.snapshots {
             let _ = to_checkpoint.send(ToCheckpoint::Snapshot(request));
         }

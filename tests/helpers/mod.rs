@@ -2,6 +2,8 @@
 //! an in-process HTTP client over the real warp routes (no socket, so tests run in parallel).
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::time::Duration;
 
 use commerce_engine::actors::data_platform::Sink;
@@ -237,7 +239,7 @@ pub fn storage(dir: &std::path::Path) -> commerce_engine::app::Storage {
             dir: dir.to_path_buf(),
             fsync: commerce_engine::journal::FsyncPolicy::Always,
             fsync_interval: Duration::from_secs(1),
-            segment_bytes: 64 * 1024,
+            segment_bytes: 4096,
             keep: 1_000,
         },
         ignore_damage: false,
@@ -259,4 +261,17 @@ pub async fn open_with(
     commerce_engine::app::open(config, storage, clock, move || Ok(seed))
         .await
         .expect("the engine opens on its directory")
+}
+
+/// What the live engine holds once its background work (deliveries to the data platform) has
+/// settled. Polls every 5 ms, at most 60 s: the guard only turns a hang into a failure.
+pub async fn settled(engine: &Engine) -> EngineState {
+    for _ in 0..12_000 {
+        let state = engine.read_state().await.unwrap();
+        if state.data_platform.pending.is_empty() {
+            return state;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the data platform never caught up");
 }

@@ -1,0 +1,106 @@
+//! The real `commerce-engine` binary, started on port 0 over a given snapshot directory, and
+//! a small HTTP client for it. The child is killed and reaped when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const TOKEN: &str = "process-test-token";
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+pub fn command(snapshot_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_commerce-engine"));
+    command
+        .current_dir(snapshot_dir)
+        .env("COMMERCE__SERVER__ADDR", "127.0.0.1:0")
+        .env("COMMERCE__SNAPSHOT__DIR", snapshot_dir)
+        .env("COMMERCE__SNAPSHOT__INTERVAL", "1h")
+        .env("COMMERCE__ADMIN__TOKEN", TOKEN)
+        .env("COMMERCE__LOG__FORMAT", "json")
+        .env(
+            "COMMERCE__SEED__PATH",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/seed.toml"),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Starts the binary and waits (at most 60 s) for the line that names its port.
+// The child is reaped by `Server`'s `Drop`, also when a test fails midway.
+#[allow(clippy::zombie_processes)]
+pub fn start(snapshot_dir: &Path) -> Server {
+    let mut child = command(snapshot_dir)
+        .spawn()
+        .expect("the server binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let (lines, listening) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    loop {
+        let line = listening
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server announces its address");
+        let Ok(event) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if let Some(addr) = event["fields"]["local_addr"].as_str() {
+            return Server {
+                child,
+                base: format!("http://{addr}"),
+                client: reqwest::Client::new(),
+            };
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    pub async fn get(&self, path: &str) -> Value {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        self.child.wait().unwrap()
+    }
+}
