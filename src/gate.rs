@@ -1,4 +1,5 @@
-//! The admission gate: how the audit (and snapshots) get a consistent view of many actors.
+//! The admission gate: how the admin audit gets a consistent view of many actors. (Snapshots
+//! no longer need one: they are written from the journal's replica, `src/journal/mod.rs`.)
 //!
 //! Every command — each `Engine` use case and each expiry — holds the gate open (a shared
 //! read guard) from its first message until every actor it messaged directly has replied. An
@@ -10,7 +11,7 @@
 //! every actor then gives a state in which no order is half placed and no payment half applied.
 //!
 //! Commands that touch a single actor (balance, charge, restock, reads, admin creations) do
-//! not enter: that actor's mailbox orders them before or after the snapshot's `Read`, and the
+//! not enter: that actor's mailbox orders them before or after the audit's `Read`, and the
 //! invariants they could affect are the actor's own (a charge keeps a user's balance equal to
 //! its initial balance plus charges minus payments). Only commands that span actors enter:
 //! placing, paying and cancelling an order, issuing a coupon, and expiry. This keeps the gate

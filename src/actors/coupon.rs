@@ -114,7 +114,7 @@ pub enum CouponMessage {
     },
     /// Replies with the coupon's public view.
     View(RpcReplyPort<CouponView>),
-    /// Replies with a copy of the whole state (audit, snapshot).
+    /// Replies with a copy of the whole state (the admin audit).
     Read(RpcReplyPort<CouponState>),
 }
 

@@ -1,6 +1,7 @@
 //! The data-platform actor: hands every paid order to the configured sink ("MockDataCenter"),
-//! at least once, in the background. It keeps each record until the sink acknowledges it, so
-//! unacknowledged records are in every snapshot and are redelivered after a restart.
+//! at least once, in the background. It keeps each record until the sink acknowledges it, and
+//! records the acknowledgement in the journal (`Delivered`); a paid order without one is
+//! pending after a restart and is delivered again.
 //!
 //! Delivery runs in a worker task, one record at a time with retries and exponential backoff,
 //! so a slow or failing sink never delays a payment: payments only cast `Deliver` here.
@@ -137,7 +138,7 @@ impl Actor for DataPlatformActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         let (worker, queue) = mpsc::unbounded_channel();
         tokio::spawn(deliver_forever(self.sink.clone(), queue, myself));
-        // Records restored from a snapshot were never acknowledged: deliver them again.
+        // Records recovered as pending were never acknowledged: deliver them again.
         for record in data.pending.values() {
             let _ = worker.send(record.clone());
         }

@@ -3,7 +3,7 @@
 //! It keeps one ordered set of (deadline, order, buyer) and a single timer for the earliest
 //! deadline, instead of a timer task per order. When the timer fires, the due orders are sent
 //! an `Expire` hint through the admission gate in a spawned task, so the supervisor never waits
-//! on another actor or on a snapshot: arming an order stays a cheap insert. The hint is only a
+//! on another actor or on the admin audit: arming an order stays a cheap insert. The hint is only a
 //! hint — the user actor re-checks the order's status and deadline (paid orders ignore it).
 
 use std::collections::BTreeSet;
@@ -75,7 +75,7 @@ impl OrderSupervisor {
         }
         let links = self.links.clone();
         tokio::spawn(async move {
-            // Through the gate like any command, so a snapshot never sees half an expiry.
+            // Through the gate like any command, so the admin audit never sees half an expiry.
             let _admitted = links.gate.enter().await;
             for (order_id, user_id) in due {
                 let Some(user) = links.directory.user(user_id) else {

@@ -204,7 +204,7 @@ pub enum ProductMessage {
         quantity: u64,
         reply: RpcReplyPort<Result<(), StockError>>,
     },
-    /// Replies with a copy of the whole state (audit, snapshot).
+    /// Replies with a copy of the whole state (the admin audit).
     Read(RpcReplyPort<ProductState>),
 }
 

@@ -78,7 +78,7 @@ pub enum SalesMessage {
         limit: usize,
         reply: RpcReplyPort<Vec<Ranked>>,
     },
-    /// Replies with a copy of the whole state (audit, snapshot).
+    /// Replies with a copy of the whole state (the admin audit).
     Read(RpcReplyPort<SalesState>),
 }
 

@@ -302,7 +302,7 @@ pub enum UserMessage {
         now: Timestamp,
         reply: RpcReplyPort<bool>,
     },
-    /// Replies with a copy of the whole state (audit, snapshot).
+    /// Replies with a copy of the whole state (the admin audit).
     Read(RpcReplyPort<UserState>),
 }
 

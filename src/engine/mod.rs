@@ -3,7 +3,7 @@
 //! through the gate, looks actors up in the directory and asks them, with a timeout.
 //!
 //! This file starts the engine from an `EngineState`, reads a consistent state back out
-//! (audit, snapshots) and stops it.
+//! (the admin audit) and stops it.
 
 mod catalog;
 mod shopping;
