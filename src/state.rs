@@ -219,6 +219,9 @@ impl EngineState {
             Record::Delivered { order_id } => {
                 self.data_platform.acknowledge(order_id);
             }
+            Record::OrderIdsTaken { below } => {
+                self.ids.next_order_id = self.ids.next_order_id.max(below);
+            }
         }
         Ok(())
     }

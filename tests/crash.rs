@@ -137,11 +137,12 @@ async fn place(
         Some((201, order)) => {
             let id = order["order_id"].as_u64().unwrap();
             let total = order["total_amount"].as_u64().unwrap();
-            ledger
+            let earlier = ledger
                 .lock()
                 .unwrap()
                 .orders
                 .insert(id, (user, total, Known::Pending));
+            assert!(earlier.is_none(), "order id {id} was given twice");
         }
         Some(_) => {}
         None => return false,

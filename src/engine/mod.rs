@@ -33,8 +33,8 @@ use crate::config::Limits;
 use crate::directory::{Directory, ProductEntry, UserEntry};
 use crate::error::EngineError;
 use crate::gate::Gate;
-use crate::journal::Journal;
-use crate::model::OrderStatus;
+use crate::journal::{Journal, Record};
+use crate::model::{OrderId, OrderStatus};
 use crate::snapshot::SnapshotInfo;
 use crate::state::{EngineState, IdCounters};
 
@@ -78,13 +78,22 @@ struct Inner {
     creation: tokio::sync::Mutex<()>,
 }
 
-/// The id counters, live. Handed out with `fetch_add`, so ids never repeat.
+/// Order ids are taken in blocks of this many: a block is recorded in the journal before any
+/// of its ids is used, so no id repeats across a crash (a crash skips the rest of a block).
+const ORDER_ID_BLOCK: u64 = 1024;
+
+/// The id counters, live. Handed out with `fetch_add`, so ids never repeat. User, product,
+/// option and coupon ids are recorded with their entity; order ids by block (`next_order`).
 struct Ids {
     user: AtomicU64,
     product: AtomicU64,
     option: AtomicU64,
     coupon: AtomicU64,
     order: AtomicU64,
+    /// Order ids below this are covered by a recorded block.
+    order_ceiling: AtomicU64,
+    /// Held while a new block is recorded.
+    extending: std::sync::Mutex<()>,
 }
 
 impl Ids {
@@ -95,7 +104,23 @@ impl Ids {
             option: AtomicU64::new(counters.next_option_id),
             coupon: AtomicU64::new(counters.next_coupon_id),
             order: AtomicU64::new(counters.next_order_id),
+            order_ceiling: AtomicU64::new(counters.next_order_id),
+            extending: std::sync::Mutex::new(()),
         }
+    }
+
+    /// The next order id, recording a new block first when the current one is used up.
+    fn next_order(&self, recorder: &Recorder) -> OrderId {
+        let id = self.order.fetch_add(1, Ordering::SeqCst);
+        if id >= self.order_ceiling.load(Ordering::Acquire) {
+            let _one = self.extending.lock().expect("never poisoned");
+            if id >= self.order_ceiling.load(Ordering::Acquire) {
+                let below = id.saturating_add(ORDER_ID_BLOCK);
+                recorder.record(|| Record::OrderIdsTaken { below });
+                self.order_ceiling.store(below, Ordering::Release);
+            }
+        }
+        id
     }
 
     fn counters(&self) -> IdCounters {
@@ -172,6 +197,11 @@ impl Engine {
 
     pub fn clock(&self) -> Clock {
         self.inner.links.clock
+    }
+
+    /// A new order id (see `ORDER_ID_BLOCK`).
+    fn next_order_id(&self) -> OrderId {
+        self.inner.ids.next_order(&self.links().recorder)
     }
 
     /// The journal changes are recorded in, if the engine has one.

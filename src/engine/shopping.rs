@@ -134,11 +134,7 @@ impl Engine {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let resolved = resolve_lines(&lines, &products)?;
-        let order_id = self
-            .inner
-            .ids
-            .order
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let order_id = self.next_order_id();
         let items = order_items(&resolved)?;
         if let Err(refused) = self.reserve_all(order_id, &resolved).await {
             // The refusal may rest on reservations others just made: answer once they are durable.

@@ -70,4 +70,7 @@ pub enum Record {
     },
     /// The data platform's sink acknowledged a paid order.
     Delivered { order_id: u64 },
+    /// Order ids below `below` may be in use: recovery never gives them again, even the ids
+    /// of placements that were refused or cut short by a crash.
+    OrderIdsTaken { below: u64 },
 }

@@ -275,3 +275,17 @@ pub async fn settled(engine: &Engine) -> EngineState {
     }
     panic!("the data platform never caught up");
 }
+
+/// Asserts that a state rebuilt from disk is the live one. Order ids are recorded by block, so
+/// the rebuilt order counter may be ahead of the live one (never behind: no id repeats).
+pub fn assert_rebuilt(mut rebuilt: EngineState, live: &EngineState, context: &str) {
+    assert!(
+        rebuilt.ids.next_order_id >= live.ids.next_order_id,
+        "{context}: the order counter went back"
+    );
+    rebuilt.ids.next_order_id = live.ids.next_order_id;
+    assert!(
+        rebuilt == *live,
+        "{context}: the rebuilt state differs from the live one"
+    );
+}
