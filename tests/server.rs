@@ -14,6 +14,7 @@ fn settings(snapshot_dir: &std::path::Path) -> Settings {
     settings.seed.path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/seed.toml").into();
     settings.admin.token = helpers::ADMIN_TOKEN.into();
     settings.snapshot.dir = snapshot_dir.to_path_buf();
+    settings.journal.segment_bytes = 1 << 20;
     settings
 }
 

@@ -49,9 +49,11 @@
 //!
 //! # Files, in `snapshot.dir`
 //!
-//! Segments `journal-<first sequence, 20 digits>.log`, a new one once the current one passes
-//! `journal.segment_bytes` (created as a temporary file with its header, fsynced, renamed,
-//! directory fsynced):
+//! Segments `journal-<first sequence, 20 digits>.log` of `journal.segment_bytes` each (a batch
+//! that does not fit starts the next one). A segment is preallocated: zeros, written and
+//! fsynced in the background before it is needed, then given its header, fsynced, renamed to
+//! its name and the directory fsynced — so the fsync after each batch flushes data, not a
+//! growing file size. The zeros after the last record are the end of the journal.
 //!
 //! ```text
 //! segment header, 32 bytes
@@ -79,6 +81,7 @@
 //! | the crash hits | on disk | recovery |
 //! |---|---|---|
 //! | mid-write of a batch | a torn tail in the last segment | cut at the last whole record, logged; none of the torn records was acknowledged |
+//! | (no crash) | zeros after the last record | the end of the journal |
 //! | a flipped byte, good records after it | damage | start refused, with file and offset; `--ignore-unreadable-snapshots` keeps what comes before it and sets the rest aside (`.corrupt`) |
 //! | during a multi-product placement | some `Reserved`, no `OrderPlaced` | those reservations are released |
 //! | between `OrderPaid` and a product's `Committed` | PAID order holding stock | committed |
@@ -86,17 +89,18 @@
 //! | between `CouponIssued` and the user's copy | one record | replayed whole |
 //! | between `OrderPaid` and the data platform's ack | no `Delivered` | redelivered (at least once) |
 //! | during a snapshot | a `.tmp` file | removed; the previous snapshot and the journal are intact |
-//! | during rotation | a `.tmp` segment, or an empty last segment | removed; records go on in a new segment |
+//! | during rotation | a `.tmp` spare, or a last segment with no record | removed; records go on in a new segment |
 //! | during segment deletion | some old segments left | deleted at the next snapshot |
 //!
-//! Ids never repeat: every id handed out is in a record before anyone hears of it (an order id
-//! with its first `Reserved`), and recovery raises the counters above every id it replayed.
+//! Ids never repeat: a user, product, option or coupon id is in its creation record, and order
+//! ids are handed out from blocks of 1024 recorded (`OrderIdsTaken`) before any id of the
+//! block is used, so recovery resumes above every id anyone may have seen — a crash only skips
+//! the rest of a block.
 //!
 //! # Failures
 //!
-//! A failed write or fsync is logged and counted, the segment is cut back to its last durable
-//! length and the batch is written again, with backoff, until it succeeds; nothing in it is
-//! acknowledged before. A snapshot that cannot be written or fails its audit is logged and
+//! A failed write or fsync is logged and counted, and the batch is written again in the same
+//! place and fsynced, with backoff, until it succeeds; nothing in it is acknowledged before. A snapshot that cannot be written or fails its audit is logged and
 //! counted at every attempt; the journal keeps everything since the last good one.
 
 mod checkpoint;
@@ -192,9 +196,24 @@ struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     appended: AtomicU64,
+    /// Published by the writer thread after each batch; read only by the relay task.
+    written: watch::Sender<u64>,
+    /// The same value, republished by a task on the runtime: waiters are woken from inside
+    /// the runtime (cheap) instead of one by one from the writer thread (a syscall each).
     durable: watch::Sender<u64>,
     stats: Stats,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+/// Republishes what the writer made durable to the waiters, until the journal is gone.
+async fn relay(mut written: watch::Receiver<u64>, shared: std::sync::Weak<Shared>) {
+    while written.changed().await.is_ok() {
+        let durable = *written.borrow_and_update();
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        shared.durable.send_replace(durable);
+    }
 }
 
 /// The handle actors and the engine append through. Cheap to clone.
@@ -213,7 +232,8 @@ impl std::fmt::Debug for Journal {
 }
 
 impl Journal {
-    /// Starts the writer (a new segment from `start.next_sequence`) and the checkpointer.
+    /// Starts the writer (a new segment from `start.next_sequence`) and the checkpointer, and
+    /// on the current tokio runtime the task that tells waiters what is durable.
     pub fn open(
         options: JournalOptions,
         start: Start,
@@ -221,6 +241,7 @@ impl Journal {
     ) -> Result<Journal, SnapshotError> {
         let last = start.next_sequence - 1;
         let (durable, _) = watch::channel(last);
+        let (written, _) = watch::channel(last);
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 next_sequence: start.next_sequence,
@@ -228,16 +249,15 @@ impl Journal {
             }),
             wake: Condvar::new(),
             appended: AtomicU64::new(last),
+            written,
             durable,
             stats: Stats::default(),
             threads: Mutex::new(Vec::new()),
         });
-        let segment =
-            writer::Segment::create(&options, start.next_sequence, faults).map_err(|source| {
-                SnapshotError::Io {
-                    path: options.dir.clone(),
-                    source,
-                }
+        let segment = writer::Segment::create(&options, start.next_sequence, None, faults)
+            .map_err(|source| SnapshotError::Io {
+                path: options.dir.clone(),
+                source,
             })?;
         let (to_checkpoint, batches) = std::sync::mpsc::channel();
         let checkpointer = checkpoint::Checkpointer::new(&options, start, shared.clone());
@@ -257,6 +277,7 @@ impl Journal {
                 source,
             })?;
         *shared.threads.lock().expect("not poisoned") = vec![writer, checkpoint];
+        tokio::spawn(relay(shared.written.subscribe(), Arc::downgrade(&shared)));
         Ok(Journal { shared })
     }
 

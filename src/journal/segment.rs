@@ -116,9 +116,10 @@ pub enum Stop {
     Corrupt { offset: usize, reason: String },
 }
 
-/// Reads every record of a segment whose records start at `first_sequence`.
+/// Reads every record of a segment whose records start at `first_sequence`. Zeros after the
+/// last record are the unused, preallocated rest of the segment.
 ///
-/// A frame that fails its checks is a torn tail when no whole frame can be found anywhere
+/// Any other frame that fails its checks is a torn tail when no whole frame can be found anywhere
 /// after it (a crash mid-write leaves only garbage or zeros behind the last good record); if
 /// one can, the bad frame is damage in the middle of the journal. The search only runs on the
 /// failure path and stops at the first frame found, which follows within one record of the
@@ -132,6 +133,9 @@ pub fn scan(bytes: &[u8], first_sequence: u64) -> Scanned {
             break None;
         }
         let Some((sequence, payload, length)) = frame_at(bytes, offset) else {
+            if bytes[offset..].iter().all(|&byte| byte == 0) {
+                break None; // the preallocated rest of the segment
+            }
             let damaged = (offset + 1..bytes.len()).any(|at| frame_at(bytes, at).is_some());
             break Some(match damaged {
                 true => Stop::Corrupt {
@@ -282,12 +286,16 @@ mod tests {
     }
 
     #[test]
-    fn zeros_after_the_last_record_are_a_torn_tail() {
+    fn zeros_after_the_last_record_are_the_end_and_a_torn_frame_in_them_is_torn() {
         let mut bytes = segment(&charges(2), 1);
         let end = bytes.len();
         bytes.extend_from_slice(&[0u8; 300]);
         let scanned = scan(&bytes, 1);
         assert_eq!(scanned.records.len(), 2);
+        assert_eq!((scanned.stop, scanned.valid_len), (None, end));
+        let third = segment(&charges(3), 1);
+        bytes[end..end + 10].copy_from_slice(&third[end..end + 10]);
+        let scanned = scan(&bytes, 1);
         assert_eq!(scanned.stop, Some(Stop::Torn { offset: end }));
     }
 

@@ -24,6 +24,8 @@ pub fn command(snapshot_dir: &Path) -> Command {
         .env("COMMERCE__SERVER__ADDR", "127.0.0.1:0")
         .env("COMMERCE__SNAPSHOT__DIR", snapshot_dir)
         .env("COMMERCE__SNAPSHOT__INTERVAL", "1h")
+        // Small preallocated segments: each start writes less.
+        .env("COMMERCE__JOURNAL__SEGMENT_BYTES", "1048576")
         .env("COMMERCE__ADMIN__TOKEN", TOKEN)
         .env("COMMERCE__LOG__FORMAT", "json")
         .env(
