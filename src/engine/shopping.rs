@@ -68,7 +68,7 @@ impl Engine {
         coupon_id: CouponId,
         user_id: UserId,
     ) -> Result<UserCoupon, EngineError> {
-        let _admitted = self.links().gate.enter().await;
+        let admitted = self.links().gate.enter().await;
         let coupon = self
             .directory()
             .coupon(coupon_id)
@@ -83,6 +83,7 @@ impl Engine {
                 reply,
             })
             .await?;
+        drop(admitted); // every actor has answered; the fsync wait needs no gate
         self.once_durable(issued.map_err(EngineError::from)).await
     }
 
@@ -123,7 +124,7 @@ impl Engine {
         lines: Vec<OrderLine>,
     ) -> Result<Order, EngineError> {
         self.check_order_shape(&lines)?;
-        let _admitted = self.links().gate.enter().await;
+        let admitted = self.links().gate.enter().await;
         let user = self.user_ref(user_id)?;
         let products = lines
             .iter()
@@ -137,6 +138,7 @@ impl Engine {
         let order_id = self.next_order_id();
         let items = order_items(&resolved)?;
         if let Err(refused) = self.reserve_all(order_id, &resolved).await {
+            drop(admitted);
             // The refusal may rest on reservations others just made: answer once they are durable.
             return self.once_durable(Err(refused)).await;
         }
@@ -163,6 +165,7 @@ impl Engine {
         self.directory().insert_order(order_id, user_id);
         let _ = user.cast(UserMessage::AddOrder(order.clone()));
         self.arm(order_id, user_id, order.expires_at);
+        drop(admitted);
         self.once_durable(Ok(order)).await
     }
 
@@ -273,7 +276,7 @@ impl Engine {
         user_id: UserId,
         coupon_id: Option<CouponId>,
     ) -> Result<Payment, EngineError> {
-        let _admitted = self.links().gate.enter().await;
+        let admitted = self.links().gate.enter().await;
         let user = self
             .directory()
             .user(user_id)
@@ -296,12 +299,13 @@ impl Engine {
                 self.await_release(&order).await?;
             }
         }
+        drop(admitted);
         self.once_durable(paid.map_err(EngineError::from)).await
     }
 
     /// Cancels a PENDING order of `user_id`'s and returns it once its stock is orderable again.
     pub async fn cancel(&self, order_id: OrderId, user_id: UserId) -> Result<Order, EngineError> {
-        let _admitted = self.links().gate.enter().await;
+        let admitted = self.links().gate.enter().await;
         let user = self
             .directory()
             .user(user_id)
@@ -317,6 +321,7 @@ impl Engine {
         if let Ok(order) = &cancelled {
             self.await_release(order).await?;
         }
+        drop(admitted);
         self.once_durable(cancelled.map_err(EngineError::from))
             .await
     }
