@@ -21,6 +21,10 @@ use commerce_engine::state::EngineState;
 use commerce_engine::{Engine, EngineConfig};
 use hdrhistogram::Histogram;
 
+/// The server's allocator, so the numbers are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn catalog(users: u64) -> Seed {
     let products = (1..=(users / 100).max(1))
         .map(|id| SeedProduct {
