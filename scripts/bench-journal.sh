@@ -83,7 +83,6 @@ for policy in always interval off; do
     read -r rps p99 non2xx goodput < <(wrk_run $ENGINE $endpoint)
     printf "%-28s %12s %10s %8s  %s\n" "engine fsync=$policy / $endpoint" "$rps" "$p99" "$non2xx" "$goodput"
   done
-  echo "  journal: $(du -sb "$dir" | cut -f1) bytes in $dir after the runs"
   kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
 done
 
