@@ -920,3 +920,130 @@ async fn admin_numbers_are_bounded_and_never_wrap() {
     assert_eq!(quantity.code(), "INVALID_REQUEST");
     assert_audit_ok(&engine).await;
 }
+
+#[tokio::test]
+async fn hostile_shapes_are_refused_with_json_errors() {
+    let engine = small_engine().await;
+    let api = Api::new(&engine);
+    // Arrays where objects are expected: serde would read them field by field.
+    for (path, body) in [
+        ("/users/1/points/charge", "[5]"),
+        ("/coupons/1/issue", "[7]"),
+        ("/orders", "[7,[[1,11,1]]]"),
+        ("/orders", r#"{"user_id":7,"items":[[1,11,1]]}"#),
+        ("/orders", "5"),
+    ] {
+        let reply = api.post_raw(path, body.as_bytes()).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
+            "{path} {body}"
+        );
+    }
+    // Ids in one spelling only.
+    for path in [
+        "/users/+1/points",
+        "/users/01/points",
+        "/products/01",
+        "/orders/%201",
+    ] {
+        let reply = api.get(path).await;
+        assert_eq!(reply.code(), "INVALID_REQUEST", "{path}");
+    }
+    // A body must be declared JSON.
+    let body = br#"{"amount":5}"#.to_vec();
+    for headers in [&[("content-type", "text/plain")][..], &[]] {
+        let reply = api
+            .send_with(
+                "POST",
+                "/users/1/points/charge",
+                Some(body.clone()),
+                headers,
+            )
+            .await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE")
+        );
+    }
+    let charset = [("content-type", "Application/JSON; charset=utf-8")];
+    let reply = api
+        .send_with("POST", "/users/1/points/charge", Some(body), &charset)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(api.get("/users/1/points").await.body["balance"], 100_005);
+    // Long input is not echoed back whole.
+    let long = "x".repeat(10_000);
+    let reply = api.get(&format!("/products?{long}=1")).await;
+    assert_eq!(reply.code(), "INVALID_QUERY");
+    assert!(reply.body["message"].as_str().unwrap().chars().count() < 400);
+    // HEAD /health answers like GET.
+    let head = api.send("HEAD", "/health", None).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_audit_ok(&engine).await;
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive_and_bad_headers_are_plain_words() {
+    let engine = small_engine().await;
+    let api = Api::new(&engine);
+    let token = format!("bearer {}", helpers::ADMIN_TOKEN);
+    let audit = api
+        .send_with("GET", "/admin/audit", None, &[("authorization", &token)])
+        .await;
+    assert_eq!(audit.status, StatusCode::OK);
+    let wrong = api
+        .send_with(
+            "GET",
+            "/admin/audit",
+            None,
+            &[("authorization", "Basic abc")],
+        )
+        .await;
+    assert_eq!(wrong.code(), "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn admin_text_and_coupons_are_checked() {
+    let engine = small_engine().await;
+    let admin = Api::new(&engine).authorized(helpers::ADMIN_TOKEN);
+    let options = json!([{"name": "Only", "stock": 1}]);
+    let nul = admin
+        .post(
+            "/admin/products",
+            json!({"name": "Bad\u{0}name", "category": "x", "price": 1, "options": options}),
+        )
+        .await;
+    assert_eq!(nul.code(), "INVALID_REQUEST");
+    assert!(nul.body["message"].as_str().unwrap().contains("name"));
+    let free = admin
+        .post(
+            "/admin/products",
+            json!({"name": "Sample", "category": "x", "price": 0, "options": options}),
+        )
+        .await;
+    assert_eq!(
+        free.status,
+        StatusCode::CREATED,
+        "a free product is allowed"
+    );
+    let zero = admin
+        .post(
+            "/admin/coupons",
+            json!({"name": "x", "discount": {"type": "FIXED", "amount": 0}, "quantity": 1}),
+        )
+        .await;
+    assert_eq!(zero.code(), "INVALID_REQUEST");
+    let past = admin
+        .post("/admin/coupons", json!({"name": "x", "discount": {"type": "FIXED", "amount": 1}, "quantity": 1, "expires_at": "2020-01-01T00:00:00Z"}))
+        .await;
+    assert_eq!(past.code(), "INVALID_REQUEST");
+    let array = admin
+        .post(
+            "/admin/coupons",
+            json!({"name": "x", "discount": ["FIXED", 1], "quantity": 1}),
+        )
+        .await;
+    assert_eq!(array.code(), "INVALID_REQUEST");
+    assert_audit_ok(&engine).await;
+}

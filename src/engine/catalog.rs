@@ -97,6 +97,20 @@ fn invalid(message: impl Into<String>) -> EngineError {
     EngineError::InvalidRequest(message.into())
 }
 
+/// Names shown to buyers hold no control characters (a NUL, a newline) and fit in 200
+/// characters.
+fn check_text(field: &str, text: &str) -> Result<(), EngineError> {
+    if text.chars().any(char::is_control) {
+        return Err(invalid(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    if text.chars().count() > 200 {
+        return Err(invalid(format!("{field} must be at most 200 characters")));
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Lists products. Stock comes from the boards the product actors publish, so a listing
     /// sends no messages; it may be a moment behind a reservation in flight.
@@ -251,6 +265,11 @@ impl Engine {
         if names.len() != new.options.len() || names.contains("") {
             return Err(invalid("option names must be non-empty and distinct"));
         }
+        check_text("name", &new.name)?;
+        check_text("category", &new.category)?;
+        for option in &new.options {
+            check_text("option name", &option.name)?;
+        }
         if new.price > MAX_EXACT_INTEGER {
             return Err(invalid(format!(
                 "price must be at most {MAX_EXACT_INTEGER}"
@@ -321,8 +340,15 @@ impl Engine {
         if new.name.trim().is_empty() {
             return Err(invalid("name must not be empty"));
         }
+        check_text("name", &new.name)?;
         if !new.discount.is_valid() {
             return Err(invalid("discount percent must be 1 to 100"));
+        }
+        if new.discount == (Discount::Fixed { amount: 0 }) {
+            return Err(invalid("discount amount must be positive"));
+        }
+        if new.expires_at.is_some_and(|at| at <= self.clock().now()) {
+            return Err(invalid("expires_at must be in the future"));
         }
         let max_quantity = self.links().limits.max_coupon_quantity;
         if new.quantity == 0 || new.quantity > max_quantity {

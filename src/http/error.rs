@@ -26,13 +26,35 @@ struct ErrorBody<'a> {
     message: &'a str,
 }
 
+/// Error messages are cut to this many characters: they may quote what a client sent, and a
+/// client may send megabytes.
+const MESSAGE_LIMIT_CHARS: usize = 300;
+
+/// `message`, cut to `MESSAGE_LIMIT_CHARS` (on a character boundary) with an ellipsis.
+fn bounded(mut message: String) -> String {
+    if let Some((cut, _)) = message.char_indices().nth(MESSAGE_LIMIT_CHARS) {
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
-            message: message.into(),
+            message: bounded(message.into()),
         }
+    }
+
+    /// 415 UNSUPPORTED_MEDIA_TYPE: a body that is not declared as JSON.
+    pub fn unsupported_media_type() -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "a request body must be sent with Content-Type: application/json",
+        )
     }
 
     /// 400 INVALID_REQUEST: malformed JSON, wrong types, unknown fields, a bad path id.
@@ -146,11 +168,15 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
             "METHOD_NOT_ALLOWED",
             "this path does not accept that method",
         )
+    } else if let Some(header) = rejection.find::<warp::reject::InvalidHeader>() {
+        ApiError::invalid_request(format!("the `{}` header is not valid", header.name()))
+    } else if let Some(header) = rejection.find::<warp::reject::MissingHeader>() {
+        ApiError::invalid_request(format!("the `{}` header is missing", header.name()))
     } else {
-        // Anything else warp rejects (a header it cannot parse, a body it cannot read) is the
-        // client's request, not our failure.
+        // Anything else warp rejects (a body it cannot read) is the client's request, not our
+        // failure. The details are for the log, in plain words for the client.
         tracing::debug!(?rejection, "request rejected");
-        ApiError::invalid_request(format!("the request could not be read: {rejection:?}"))
+        ApiError::invalid_request("the request could not be read")
     };
     Ok(error.into_response())
 }

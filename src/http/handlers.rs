@@ -95,7 +95,7 @@ pub async fn user_coupons(user_id: u64, engine: Engine) -> Reply200 {
 
 pub async fn place_order(request: PlaceOrderRequest, engine: Engine) -> Reply200 {
     let mut lines = Vec::with_capacity(request.items.len());
-    for item in request.items {
+    for Object(item) in request.items {
         let Ok(quantity) = u64::try_from(item.quantity) else {
             let message = format!("product {}: quantity must be positive", item.product_id.0);
             return rejected(ApiError::invalid_order(message));

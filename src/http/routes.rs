@@ -38,8 +38,9 @@ pub fn routes(engine: Engine, options: RouteOptions) -> BoxedFilter<(Response,)>
 
 fn shop_routes(engine: Engine, limit: u64) -> BoxedFilter<(Response,)> {
     let engine = warp::any().map(move || engine.clone());
+    // HEAD answers like GET, without the body (hyper drops it).
     let health = warp::path!("health")
-        .and(warp::get())
+        .and(warp::get().or(warp::head()).unify())
         .and_then(handlers::health);
     let points = warp::path!("users" / String / "points")
         .and(warp::get())
@@ -196,11 +197,14 @@ fn admin_routes(engine: Engine, options: RouteOptions) -> BoxedFilter<(Response,
         .boxed()
 }
 
+/// A path id: a positive integer in canonical decimal (digits only, no sign, no leading zero),
+/// so one id has one spelling.
 fn parse_id(raw: &str) -> Result<u64, Rejection> {
+    let canonical = raw.bytes().all(|byte| byte.is_ascii_digit()) && !raw.starts_with('0');
     match raw.parse::<u64>() {
-        Ok(id) if id > 0 => Ok(id),
+        Ok(id) if canonical && id > 0 => Ok(id),
         _ => Err(warp::reject::custom(ApiError::invalid_request(format!(
-            "`{raw}` is not a valid id: ids are positive integers"
+            "`{raw}` is not a valid id: ids are positive integers written in plain decimal"
         )))),
     }
 }
@@ -224,10 +228,7 @@ fn admin_token(token: Arc<str>) -> impl Filter<Extract = (), Error = Rejection> 
                 if token.is_empty() {
                     return Err(warp::reject::not_found());
                 }
-                let presented = header
-                    .as_deref()
-                    .and_then(|h| h.strip_prefix("Bearer "))
-                    .unwrap_or("");
+                let presented = header.as_deref().and_then(bearer).unwrap_or("");
                 match bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
                     true => Ok(()),
                     false => Err(warp::reject::custom(ApiError::unauthorized())),
@@ -237,20 +238,30 @@ fn admin_token(token: Arc<str>) -> impl Filter<Extract = (), Error = Rejection> 
         .untuple_one()
 }
 
+/// The credentials of an `Authorization: Bearer <token>` header; the scheme is
+/// case-insensitive (RFC 7235).
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// Reads a JSON body of at most `limit` bytes into `T`. Bodies are read as a stream, so a
 /// client that sends no Content-Length still cannot make us buffer more than the limit.
 fn json_body<T: DeserializeOwned + Send + 'static>(
     limit: u64,
 ) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
+        .and(warp::header::optional::<String>("content-type"))
         .and(warp::body::stream())
-        .and_then(move |declared: Option<u64>, body| async move {
-            if declared.is_some_and(|length| length > limit) {
-                return Err(warp::reject::custom(ApiError::payload_too_large(limit)));
-            }
-            let bytes = read_limited(body, limit).await?;
-            parse_json(&bytes).map_err(warp::reject::custom)
-        })
+        .and_then(
+            move |declared: Option<u64>, content_type: Option<String>, body| async move {
+                if declared.is_some_and(|length| length > limit) {
+                    return Err(warp::reject::custom(ApiError::payload_too_large(limit)));
+                }
+                let bytes = read_limited(body, limit).await?;
+                parse_json(&bytes, content_type.as_deref()).map_err(warp::reject::custom)
+            },
+        )
 }
 
 async fn read_limited<B: Buf>(
@@ -278,13 +289,29 @@ async fn read_limited<B: Buf>(
     Ok(bytes)
 }
 
-/// An empty body reads as `{}`, so endpoints whose fields are all optional need none.
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        bytes
+/// Whether a Content-Type names JSON (`application/json`, any case, parameters allowed).
+fn is_json(content_type: &str) -> bool {
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    media_type.eq_ignore_ascii_case("application/json")
+}
+
+/// An empty body reads as `{}`, so endpoints whose fields are all optional need none (and no
+/// Content-Type). Any other body must be declared JSON and be a JSON object: serde would read
+/// an array field by field, and `[7]` is not a request.
+fn parse_json<T: DeserializeOwned>(
+    bytes: &[u8],
+    content_type: Option<&str>,
+) -> Result<T, ApiError> {
+    let Some(first) = bytes.iter().find(|byte| !byte.is_ascii_whitespace()) else {
+        return serde_json::from_slice(b"{}")
+            .map_err(|error| ApiError::invalid_request(format!("a body is required: {error}")));
     };
+    if !content_type.is_some_and(is_json) {
+        return Err(ApiError::unsupported_media_type());
+    }
+    if *first != b'{' {
+        return Err(ApiError::invalid_request("the body must be a JSON object"));
+    }
     serde_json::from_slice(bytes)
         .map_err(|error| ApiError::invalid_request(format!("invalid JSON body: {error}")))
 }

@@ -8,6 +8,20 @@ use crate::clock::Timestamp;
 use crate::engine::{NewCoupon, NewProduct, NewProductOption, PopularItem, ProductPage};
 use crate::model::{Discount, Order, ProductView, UserCoupon, UserId, Won};
 
+/// A JSON object read as `T`. serde reads a struct from a JSON array too, field by field;
+/// wrapped in `Object`, an array in its place is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Object<T>(pub T);
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let object = serde_json::Map::deserialize(deserializer)?;
+        serde_json::from_value(serde_json::Value::Object(object))
+            .map(Object)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// A positive integer id (u64).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Id(pub u64);
@@ -39,7 +53,7 @@ pub struct IssueCouponRequest {
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrderRequest {
     pub user_id: Id,
-    pub items: Vec<OrderLineRequest>,
+    pub items: Vec<Object<OrderLineRequest>>,
 }
 
 #[derive(Deserialize)]
@@ -81,7 +95,7 @@ pub struct CreateProductRequest {
     pub name: String,
     pub category: String,
     pub price: Won,
-    pub options: Vec<CreateOptionRequest>,
+    pub options: Vec<Object<CreateOptionRequest>>,
 }
 
 #[derive(Deserialize)]
@@ -100,7 +114,7 @@ impl From<CreateProductRequest> for NewProduct {
             options: request
                 .options
                 .into_iter()
-                .map(|option| NewProductOption {
+                .map(|Object(option)| NewProductOption {
                     name: option.name,
                     stock: option.stock,
                 })
@@ -119,7 +133,7 @@ pub struct RestockRequest {
 #[serde(deny_unknown_fields)]
 pub struct CreateCouponRequest {
     pub name: String,
-    pub discount: Discount,
+    pub discount: Object<Discount>,
     pub quantity: u64,
     #[serde(default)]
     pub expires_at: Option<Timestamp>,
@@ -129,7 +143,7 @@ impl From<CreateCouponRequest> for NewCoupon {
     fn from(request: CreateCouponRequest) -> NewCoupon {
         NewCoupon {
             name: request.name,
-            discount: request.discount,
+            discount: request.discount.0,
             quantity: request.quantity,
             expires_at: request.expires_at,
         }

@@ -177,11 +177,25 @@ impl Api {
     }
 
     pub async fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Reply {
+        let json = [("content-type", "application/json")];
+        let headers: &[(&str, &str)] = if body.is_some() { &json } else { &[] };
+        self.send_with(method, path, body, headers).await
+    }
+
+    /// A request with exactly these headers (and the token, if any).
+    pub async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut request = warp::test::request().method(method).path(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body);
+            request = request.body(body);
         }
         if let Some(token) = &self.token {
             request = request.header("authorization", format!("Bearer {token}"));
