@@ -1047,3 +1047,33 @@ async fn admin_text_and_coupons_are_checked() {
     assert_eq!(array.code(), "INVALID_REQUEST");
     assert_audit_ok(&engine).await;
 }
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let engine = small_engine().await;
+    let api = Api::new(&engine);
+    let id_of =
+        |reply: &helpers::Reply| reply.headers["x-request-id"].to_str().unwrap().to_string();
+    let ok = api.get("/health").await;
+    let error = api.get("/nope").await;
+    let bad = api.get("/users/abc/points").await;
+    let (a, b, c) = (id_of(&ok), id_of(&error), id_of(&bad));
+    assert!(!a.is_empty() && a != b && b != c, "new ids: {a} {b} {c}");
+    let own = api
+        .send_with(
+            "GET",
+            "/health",
+            None,
+            &[("x-request-id", "client-chose-this-1")],
+        )
+        .await;
+    assert_eq!(id_of(&own), "client-chose-this-1");
+    let too_long = "x".repeat(65);
+    for unusable in [too_long.as_str(), "has space"] {
+        let reply = api
+            .send_with("GET", "/health", None, &[("x-request-id", unusable)])
+            .await;
+        assert_ne!(id_of(&reply), unusable);
+        assert!(id_of(&reply).len() <= 64);
+    }
+}

@@ -33,7 +33,53 @@ pub fn routes(engine: Engine, options: RouteOptions) -> BoxedFilter<(Response,)>
     let api = shop_routes(engine.clone(), options.body_limit_bytes)
         .or(admin_routes(engine, options))
         .unify();
-    api.recover(recover).unify().boxed()
+    with_request_id(api.recover(recover).unify().boxed())
+}
+
+/// The longest request id a client may choose.
+const MAX_REQUEST_ID_CHARS: usize = 64;
+
+/// Every response carries `x-request-id`: the client's own when it sent one of at most 64
+/// visible ASCII characters, else a new one; the request's log line names it (DEBUG for each
+/// request, WARN for a 5xx).
+fn with_request_id(api: BoxedFilter<(Response,)>) -> BoxedFilter<(Response,)> {
+    let chosen = warp::header::optional::<String>("x-request-id")
+        .or(warp::any().map(|| None))
+        .unify();
+    warp::any()
+        .map(std::time::Instant::now)
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(chosen)
+        .and(api)
+        .map(
+            |started: std::time::Instant,
+             method: warp::http::Method,
+             path: warp::path::FullPath,
+             chosen: Option<String>,
+             mut response: Response| {
+                let id = chosen
+                    .filter(|id| is_request_id(id))
+                    .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
+                let status = response.status().as_u16();
+                let micros = started.elapsed().as_micros() as u64;
+                let path = path.as_str();
+                if status >= 500 {
+                    tracing::warn!(request_id = %id, %method, path, status, micros, "request failed");
+                } else {
+                    tracing::debug!(request_id = %id, %method, path, status, micros, "request");
+                }
+                if let Ok(value) = warp::http::HeaderValue::from_str(&id) {
+                    response.headers_mut().insert("x-request-id", value);
+                }
+                response
+            },
+        )
+        .boxed()
+}
+
+fn is_request_id(id: &str) -> bool {
+    (1..=MAX_REQUEST_ID_CHARS).contains(&id.len()) && id.bytes().all(|byte| byte.is_ascii_graphic())
 }
 
 fn shop_routes(engine: Engine, limit: u64) -> BoxedFilter<(Response,)> {

@@ -130,6 +130,7 @@ pub struct Reply {
     pub status: StatusCode,
     pub body: Value,
     pub content_type: String,
+    pub headers: warp::http::HeaderMap,
 }
 
 impl Reply {
@@ -212,6 +213,7 @@ impl Api {
             status: response.status(),
             body,
             content_type,
+            headers: response.headers().clone(),
         }
     }
 }
