@@ -68,6 +68,8 @@ pub struct Limits {
     pub max_balance: u64,
     pub max_order_items: usize,
     pub max_item_quantity: u64,
+    /// PENDING orders one user may hold at once.
+    pub max_pending_orders_per_user: u64,
     /// The largest coupon quantity an admin may create.
     pub max_coupon_quantity: u64,
 }
@@ -162,6 +164,7 @@ impl Default for Limits {
             max_balance: 100_000_000,
             max_order_items: 50,
             max_item_quantity: 1_000,
+            max_pending_orders_per_user: 5,
             max_coupon_quantity: 10_000_000,
         }
     }
@@ -229,6 +232,10 @@ impl Settings {
             (
                 self.journal.segment_bytes >= 4096,
                 "journal.segment_bytes must be at least 4096",
+            ),
+            (
+                self.limits.max_pending_orders_per_user > 0,
+                "limits.max_pending_orders_per_user must be positive",
             ),
             (
                 self.limits.max_coupon_quantity > 0,

@@ -70,6 +70,17 @@ pub struct UserEntry {
     pub actor: ActorRef<UserMessage>,
     /// Written only by the user's actor, after every change and before it replies.
     pub balance: Arc<AtomicU64>,
+    /// The user's PENDING orders plus placements in flight: taken by the engine before it
+    /// reserves stock (`take_pending_slot`), given back by the engine if the placement fails
+    /// and by the user's actor when an order stops being PENDING.
+    pub pending_orders: Arc<AtomicU64>,
+}
+
+/// Gives back one pending-order slot (never below zero).
+pub fn release_slot(pending_orders: &AtomicU64) {
+    let _ = pending_orders.fetch_update(Ordering::AcqRel, Ordering::Acquire, |pending| {
+        pending.checked_sub(1)
+    });
 }
 
 type Fx = rustc_hash::FxBuildHasher;
@@ -95,6 +106,27 @@ impl Directory {
         self.users
             .get(&id)
             .map(|entry| entry.balance.load(Ordering::Acquire))
+    }
+
+    /// Takes one of the user's `limit` pending-order slots, atomically: concurrent placements
+    /// of one user never get past the limit together. `None` for an unknown user, `Some(false)`
+    /// when every slot is taken.
+    pub fn take_pending_slot(&self, id: UserId, limit: u64) -> Option<bool> {
+        let entry = self.users.get(&id)?;
+        let taken =
+            entry
+                .pending_orders
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |pending| {
+                    (pending < limit).then_some(pending + 1)
+                });
+        Some(taken.is_ok())
+    }
+
+    /// Gives back a slot taken by a placement that failed.
+    pub fn release_pending_slot(&self, id: UserId) {
+        if let Some(entry) = self.users.get(&id) {
+            release_slot(&entry.pending_orders);
+        }
     }
 
     /// Registers a user; false if the id is taken.

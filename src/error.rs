@@ -51,6 +51,8 @@ pub enum EngineError {
         requested: u64,
         available: u64,
     },
+    #[error("user {user_id} already has {limit} PENDING orders: pay or cancel one first")]
+    TooManyPendingOrders { user_id: UserId, limit: u64 },
     #[error("coupon {coupon_id} was already issued to user {user_id}")]
     CouponAlreadyIssued {
         coupon_id: CouponId,

@@ -195,3 +195,22 @@ async fn coupons_expire_for_issuing_and_for_paying() {
     );
     assert_audit_ok(&engine).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_order_gives_its_pending_slot_back() {
+    let engine = small_engine().await;
+    for _ in 0..5 {
+        engine.place_order(3, keyboards(1)).await.unwrap();
+    }
+    let api = helpers::Api::new(&engine);
+    let body = serde_json::json!({"user_id": 3, "items": [{"product_id": 1, "option_id": 11, "quantity": 1}]});
+    let refused = api.post("/orders", body.clone()).await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.code()),
+        (409, "TOO_MANY_PENDING_ORDERS")
+    );
+    tokio::time::advance(EXPIRY).await;
+    settle().await;
+    assert_eq!(api.post("/orders", body).await.status.as_u16(), 201);
+    assert_audit_ok(&engine).await;
+}

@@ -173,7 +173,59 @@ async fn one_coupon_on_two_orders_at_once_is_used_once() {
                 .iter()
                 .all(|o| o.is_ok() || matches!(o, Err(EngineError::CouponNotUsable { .. })))
         );
+        // Orders left unpaid are cancelled, so the user stays under the pending-order limit.
+        for (order_id, outcome) in [first, second].iter().zip(&outcomes) {
+            if outcome.is_err() {
+                engine.cancel(*order_id, 1).await.unwrap();
+            }
+        }
     }
+    assert_audit_ok(&engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_orders_of_one_user_get_exactly_five_pending() {
+    let engine = engine(catalog(2, 1_000_000, 500, 5)).await;
+    let outcomes = race((0..50).map(|_| {
+        let engine = engine.clone();
+        async move { engine.place_order(1, line(2, 21, 1)).await }
+    }))
+    .await;
+    let placed: Vec<u64> = outcomes
+        .iter()
+        .filter_map(|outcome| outcome.as_ref().ok().map(|order| order.order_id))
+        .collect();
+    let refused = outcomes
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Err(EngineError::TooManyPendingOrders {
+                    user_id: 1,
+                    limit: 5
+                })
+            )
+        })
+        .count();
+    assert_eq!((placed.len(), refused), (5, 45));
+    assert_eq!(
+        engine.product(2).unwrap().options[0].stock,
+        95,
+        "refusals reserve nothing"
+    );
+    // A slot comes back when an order stops being PENDING: paid, cancelled or expired.
+    engine.pay(placed[0], 1, None).await.unwrap();
+    engine.cancel(placed[1], 1).await.unwrap();
+    let again = race((0..10).map(|_| {
+        let engine = engine.clone();
+        async move { engine.place_order(1, line(2, 21, 1)).await }
+    }))
+    .await;
+    assert_eq!(again.iter().filter(|outcome| outcome.is_ok()).count(), 2);
+    assert!(
+        engine.place_order(2, line(2, 21, 1)).await.is_ok(),
+        "other users are not limited"
+    );
     assert_audit_ok(&engine).await;
 }
 

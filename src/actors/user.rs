@@ -20,6 +20,7 @@ use crate::actors::data_platform::DataPlatformMessage;
 use crate::actors::product::ProductMessage;
 use crate::actors::sales::SalesMessage;
 use crate::clock::Timestamp;
+use crate::directory::release_slot;
 use crate::journal::Record;
 use crate::model::{
     CouponId, CouponStatus, Order, OrderId, OrderPaid, OrderStatus, Payment, ProductId, UserCoupon,
@@ -311,6 +312,9 @@ pub struct UserActor {
     /// The balance as the directory shows it (`GET points` reads it without a message).
     /// Written here only, after every change and before the reply.
     pub published_balance: Arc<std::sync::atomic::AtomicU64>,
+    /// The user's pending-order slots (see `UserEntry::pending_orders`): one is given back
+    /// here whenever an order stops being PENDING.
+    pub pending_orders: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl UserActor {
@@ -363,6 +367,7 @@ impl UserActor {
                     order_id,
                     at: now.0,
                 });
+                release_slot(&self.pending_orders);
                 self.release_stock(order);
                 true
             }
@@ -440,6 +445,7 @@ impl Actor for UserActor {
                         paid_amount: payment.paid_amount,
                         paid_at: payment.paid_at.0,
                     });
+                    release_slot(&self.pending_orders);
                     self.settle_payment(&state.orders[&order_id]);
                     self.publish_balance(state);
                 }
@@ -457,6 +463,7 @@ impl Actor for UserActor {
                         user_id: order.user_id,
                         order_id,
                     });
+                    release_slot(&self.pending_orders);
                     self.release_stock(order);
                 }
                 let _ = reply.send(result);

@@ -248,10 +248,12 @@ impl Engine {
             .map(|order| (order.order_id, order.expires_at))
             .collect();
         let order_ids: Vec<_> = state.orders.keys().copied().collect();
-        let balance = Arc::new(std::sync::atomic::AtomicU64::new(state.balance));
+        let balance = Arc::new(AtomicU64::new(state.balance));
+        let pending_orders = Arc::new(AtomicU64::new(pending.len() as u64));
         let actor = UserActor {
             links: self.inner.links.clone(),
             published_balance: balance.clone(),
+            pending_orders: pending_orders.clone(),
         };
         let (user, _) = Actor::spawn(None, actor, state)
             .await
@@ -259,6 +261,7 @@ impl Engine {
         let entry = UserEntry {
             actor: user.clone(),
             balance,
+            pending_orders,
         };
         if !self.directory().insert_user(id, entry) {
             user.stop(None);

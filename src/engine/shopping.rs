@@ -102,8 +102,10 @@ impl Engine {
             .await
     }
 
-    /// Places an order: reserves stock on every product involved, all or nothing, then hands
-    /// the PENDING order to its buyer and its deadline to the supervisor.
+    /// Places an order: takes one of the buyer's pending-order slots (atomically, so concurrent
+    /// orders of one user never pass `limits.max_pending_orders_per_user` together), reserves
+    /// stock on every product involved, all or nothing, then hands the PENDING order to its
+    /// buyer and its deadline to the supervisor.
     ///
     /// Runs in its own task: a caller that goes away (a dropped HTTP connection) must not stop
     /// it between reserving stock and recording the order, or the stock would be lost.
@@ -135,9 +137,16 @@ impl Engine {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let resolved = resolve_lines(&lines, &products)?;
-        let order_id = self.next_order_id();
         let items = order_items(&resolved)?;
+        let limit = self.links().limits.max_pending_orders_per_user;
+        match self.directory().take_pending_slot(user_id, limit) {
+            Some(true) => {}
+            Some(false) => return Err(EngineError::TooManyPendingOrders { user_id, limit }),
+            None => return Err(EngineError::UserNotFound(user_id)),
+        }
+        let order_id = self.next_order_id();
         if let Err(refused) = self.reserve_all(order_id, &resolved).await {
+            self.directory().release_pending_slot(user_id);
             drop(admitted);
             // The refusal may rest on reservations others just made: answer once they are durable.
             return self.once_durable(Err(refused)).await;
