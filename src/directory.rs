@@ -52,6 +52,7 @@ impl ProductEntry {
             category: self.category.clone(),
             price: self.price,
             options,
+            purchase_limit: None,
         }
     }
 

@@ -180,6 +180,9 @@ pub struct ProductView {
     pub category: String,
     pub price: Won,
     pub options: Vec<ProductOptionView>,
+    /// Units one user may buy (PENDING and PAID orders together); `None` (null) for no limit.
+    /// Per-product limits are not built yet, so every product shows null.
+    pub purchase_limit: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

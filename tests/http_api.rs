@@ -252,7 +252,7 @@ async fn single_product_lookup() {
     assert_eq!(mug.status, StatusCode::OK);
     assert_eq!(
         mug.body,
-        json!({"id": 2, "name": "Mug", "category": "home", "price": 10_000, "options": [{"id": 21, "name": "White", "stock": 100}]})
+        json!({"id": 2, "name": "Mug", "category": "home", "price": 10_000, "options": [{"id": 21, "name": "White", "stock": 100}], "purchase_limit": null})
     );
     let missing = api.get("/products/99").await;
     assert_eq!(
