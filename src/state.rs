@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 
 use crate::actors::coupon::CouponState;
 use crate::actors::data_platform::DataPlatformState;
-use crate::actors::product::{ProductState, StockLine};
+use crate::actors::product::ProductState;
 use crate::actors::sales::SalesState;
 use crate::actors::user::UserState;
 use crate::clock::Timestamp;
 use crate::journal::Record;
 use crate::model::{CouponId, OrderPaid, OrderStatus, ProductId, UserId};
+use crate::snapshot::model::stock_lines;
 
 /// The next id each kind of entity will be given. Ids are never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,16 +155,9 @@ impl EngineState {
                 order_id,
                 lines,
             } => {
-                let lines = lines
-                    .into_iter()
-                    .map(|(option_id, quantity)| StockLine {
-                        option_id,
-                        quantity,
-                    })
-                    .collect();
                 above(&mut self.ids.next_order_id, order_id);
                 self.product(product_id)?
-                    .reserve(order_id, lines)
+                    .reserve(order_id, stock_lines(lines))
                     .map_err(|e| e.to_string())?;
             }
             Record::Committed {

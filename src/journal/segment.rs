@@ -183,23 +183,8 @@ pub struct Listed {
 /// Segment files in `dir`, oldest first. One whose name disagrees with its header is reported
 /// and ordered by the header.
 pub fn list(dir: &Path) -> std::io::Result<Vec<Listed>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => return Err(error),
-    };
     let mut segments = Vec::new();
-    for entry in entries {
-        let path = entry?.path();
-        let name = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .unwrap_or("");
-        let named = name
-            .strip_prefix(FILE_PREFIX)
-            .and_then(|rest| rest.strip_suffix(FILE_SUFFIX))
-            .and_then(|digits| digits.parse::<u64>().ok());
-        let Some(named) = named else { continue };
+    for (named, path) in crate::snapshot::numbered_files(dir, FILE_PREFIX, FILE_SUFFIX)? {
         let mut head = Vec::with_capacity(HEADER_LEN);
         {
             use std::io::Read;

@@ -260,23 +260,8 @@ pub fn read_header(path: &Path) -> Result<Header, String> {
 /// ordered by the sequence in its header; a name that disagrees is reported. Other files are
 /// ignored.
 pub fn list(dir: &Path) -> Result<Vec<(u64, u64, PathBuf)>, SnapshotError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => return Err(io_error(dir)(error)),
-    };
     let mut files = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(io_error(dir))?.path();
-        let name = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .unwrap_or("");
-        let named = name
-            .strip_prefix(FILE_PREFIX)
-            .and_then(|rest| rest.strip_suffix(FILE_SUFFIX))
-            .and_then(|digits| digits.parse::<u64>().ok());
-        let Some(named) = named else { continue };
+    for (named, path) in numbered_files(dir, FILE_PREFIX, FILE_SUFFIX).map_err(io_error(dir))? {
         let (sequence, position) = match read_header(&path) {
             Ok(header) if header.sequence != named => {
                 tracing::warn!(path = %path.display(), header = header.sequence, "the snapshot's name and header disagree on its sequence; the header's is used");
@@ -288,6 +273,36 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, u64, PathBuf)>, SnapshotError> {
         files.push((sequence, position, path));
     }
     files.sort_unstable_by_key(|(sequence, _, _)| std::cmp::Reverse(*sequence));
+    Ok(files)
+}
+
+/// The files in `dir` named `<prefix><decimal number><suffix>`, with that number, in no
+/// particular order; none if `dir` does not exist. Other files are ignored.
+pub fn numbered_files(
+    dir: &Path,
+    prefix: &str,
+    suffix: &str,
+) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("");
+        let number = name
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix(suffix))
+            .and_then(|digits| digits.parse::<u64>().ok());
+        if let Some(number) = number {
+            files.push((number, path));
+        }
+    }
     Ok(files)
 }
 

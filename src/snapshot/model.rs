@@ -390,6 +390,17 @@ impl OrderV1 {
     }
 }
 
+/// Reservation lines as written on disk, (option id, quantity), as the product actor keeps them.
+pub fn stock_lines(lines: Vec<(u64, u64)>) -> Vec<StockLine> {
+    let lines = lines.into_iter();
+    lines
+        .map(|(option_id, quantity)| StockLine {
+            option_id,
+            quantity,
+        })
+        .collect()
+}
+
 impl ProductV1 {
     pub fn from_state(product: &ProductState) -> ProductV1 {
         ProductV1 {
@@ -445,16 +456,7 @@ impl ProductV1 {
             reservations: self
                 .reservations
                 .into_iter()
-                .map(|(order_id, lines)| {
-                    let lines = lines
-                        .into_iter()
-                        .map(|(option_id, quantity)| StockLine {
-                            option_id,
-                            quantity,
-                        })
-                        .collect();
-                    (order_id, lines)
-                })
+                .map(|(order_id, lines)| (order_id, stock_lines(lines)))
                 .collect::<BTreeMap<_, _>>(),
         }
     }
