@@ -6,6 +6,7 @@
 //! (the admin audit) and stops it.
 
 mod catalog;
+mod ids;
 mod shopping;
 
 pub use catalog::{
@@ -14,7 +15,7 @@ pub use catalog::{
 pub use shopping::OrderLine;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use ractor::rpc::CallResult;
@@ -33,10 +34,11 @@ use crate::config::Limits;
 use crate::directory::{Directory, ProductEntry, UserEntry};
 use crate::error::EngineError;
 use crate::gate::Gate;
-use crate::journal::{Journal, Record};
+use crate::journal::Journal;
 use crate::model::{OrderId, OrderStatus};
 use crate::snapshot::SnapshotInfo;
-use crate::state::{EngineState, IdCounters};
+use crate::state::EngineState;
+use ids::Ids;
 
 /// How the engine behaves, independent of HTTP.
 #[derive(Clone, Debug)]
@@ -76,62 +78,6 @@ struct Inner {
     /// Admin creations run one at a time, so the record of a creation and the id it takes
     /// cannot be overtaken by a second creation of the same id.
     creation: tokio::sync::Mutex<()>,
-}
-
-/// Order ids are taken in blocks of this many: a block is recorded in the journal before any
-/// of its ids is used, so no id repeats across a crash (a crash skips the rest of a block).
-const ORDER_ID_BLOCK: u64 = 1024;
-
-/// The id counters, live. Handed out with `fetch_add`, so ids never repeat. User, product,
-/// option and coupon ids are recorded with their entity; order ids by block (`next_order`).
-struct Ids {
-    user: AtomicU64,
-    product: AtomicU64,
-    option: AtomicU64,
-    coupon: AtomicU64,
-    order: AtomicU64,
-    /// Order ids below this are covered by a recorded block.
-    order_ceiling: AtomicU64,
-    /// Held while a new block is recorded.
-    extending: std::sync::Mutex<()>,
-}
-
-impl Ids {
-    fn new(counters: IdCounters) -> Ids {
-        Ids {
-            user: AtomicU64::new(counters.next_user_id),
-            product: AtomicU64::new(counters.next_product_id),
-            option: AtomicU64::new(counters.next_option_id),
-            coupon: AtomicU64::new(counters.next_coupon_id),
-            order: AtomicU64::new(counters.next_order_id),
-            order_ceiling: AtomicU64::new(counters.next_order_id),
-            extending: std::sync::Mutex::new(()),
-        }
-    }
-
-    /// The next order id, recording a new block first when the current one is used up.
-    fn next_order(&self, recorder: &Recorder) -> OrderId {
-        let id = self.order.fetch_add(1, Ordering::SeqCst);
-        if id >= self.order_ceiling.load(Ordering::Acquire) {
-            let _one = self.extending.lock().expect("never poisoned");
-            if id >= self.order_ceiling.load(Ordering::Acquire) {
-                let below = id.saturating_add(ORDER_ID_BLOCK);
-                recorder.record(|| Record::OrderIdsTaken { below });
-                self.order_ceiling.store(below, Ordering::Release);
-            }
-        }
-        id
-    }
-
-    fn counters(&self) -> IdCounters {
-        IdCounters {
-            next_user_id: self.user.load(Ordering::SeqCst),
-            next_product_id: self.product.load(Ordering::SeqCst),
-            next_option_id: self.option.load(Ordering::SeqCst),
-            next_coupon_id: self.coupon.load(Ordering::SeqCst),
-            next_order_id: self.order.load(Ordering::SeqCst),
-        }
-    }
 }
 
 fn spawn_failed(error: impl std::fmt::Display) -> EngineError {
