@@ -224,13 +224,21 @@ async fn check_and_settle(server: &Server, ledger: &mut Ledger, seed: u64, round
     let mut paid_by_user: BTreeMap<u64, u64> = BTreeMap::new();
     let mut statuses: BTreeMap<u64, Value> = BTreeMap::new();
     for user in 1..=CLIENTS * USERS_PER_CLIENT {
-        // Every order of the user, newest first (all are in memory in this build).
-        let orders = server.get(&format!("/users/{user}/orders")).await;
-        for order in orders["orders"].as_array().unwrap() {
-            if order["status"] == "PAID" {
-                *paid_by_user.entry(user).or_default() += order["paid_amount"].as_u64().unwrap();
+        // Every order of the user, page by page, newest first.
+        let mut page = server.get(&format!("/users/{user}/orders?limit=100")).await;
+        loop {
+            for order in page["orders"].as_array().unwrap() {
+                if order["status"] == "PAID" {
+                    *paid_by_user.entry(user).or_default() +=
+                        order["paid_amount"].as_u64().unwrap();
+                }
+                statuses.insert(order["order_id"].as_u64().unwrap(), order.clone());
             }
-            statuses.insert(order["order_id"].as_u64().unwrap(), order.clone());
+            let Some(before) = page["next_before"].as_u64() else {
+                break;
+            };
+            let next = format!("/users/{user}/orders?limit=100&before={before}");
+            page = server.get(&next).await;
         }
     }
     for (id, (buyer, total, known)) in &mut ledger.orders {

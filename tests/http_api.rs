@@ -1077,3 +1077,59 @@ async fn every_response_carries_a_request_id() {
         assert!(id_of(&reply).len() <= 64);
     }
 }
+
+#[tokio::test]
+async fn a_users_orders_come_in_pages_newest_first() {
+    let engine = small_engine().await;
+    let api = Api::new(&engine);
+    let mut placed = Vec::new();
+    for _ in 0..12 {
+        let order = api.post("/orders", one_line(1, 2, 21, 1)).await;
+        let id = order.body["order_id"].as_u64().unwrap();
+        placed.push(id);
+        // Cancelled at once: the pending-order limit stays out of the way.
+        api.post(&format!("/orders/{id}/cancel"), json!({"user_id": 1}))
+            .await;
+    }
+    placed.reverse();
+    let ids = |reply: &helpers::Reply| -> Vec<u64> {
+        let orders = reply.body["orders"].as_array().unwrap();
+        orders
+            .iter()
+            .map(|o| o["order_id"].as_u64().unwrap())
+            .collect()
+    };
+    let first = api.get("/users/1/orders?limit=5").await;
+    assert_eq!(ids(&first), placed[..5]);
+    assert_eq!(first.body["next_before"], placed[4]);
+    let before = placed[4];
+    let second = api
+        .get(&format!("/users/1/orders?limit=5&before={before}"))
+        .await;
+    assert_eq!(ids(&second), placed[5..10]);
+    let before = second.body["next_before"].as_u64().unwrap();
+    let last = api
+        .get(&format!("/users/1/orders?limit=5&before={before}"))
+        .await;
+    assert_eq!(ids(&last), placed[10..]);
+    assert_eq!(last.body["next_before"], serde_json::Value::Null);
+    let all = api.get("/users/1/orders").await;
+    assert_eq!(ids(&all), placed, "20 by default, so all 12");
+    assert_eq!(all.body["next_before"], serde_json::Value::Null);
+    for query in [
+        "limit=0",
+        "limit=101",
+        "limit=x",
+        "before=0",
+        "before=-1",
+        "page=2",
+        "limit=",
+    ] {
+        let reply = api.get(&format!("/users/1/orders?{query}")).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::BAD_REQUEST, "INVALID_QUERY"),
+            "{query}"
+        );
+    }
+}

@@ -252,9 +252,27 @@ impl UserState {
         Ok(coupon)
     }
 
-    /// The user's orders, newest first.
-    pub fn orders_newest_first(&self) -> Vec<Order> {
-        self.orders.values().rev().cloned().collect()
+    /// A page of the user's orders, newest first: at most `limit` with ids below `before`
+    /// (all, when `None`), and the id to pass as `before` for the next page, if there is one.
+    pub fn orders_page(
+        &self,
+        limit: usize,
+        before: Option<OrderId>,
+    ) -> (Vec<Order>, Option<OrderId>) {
+        let below = before.unwrap_or(OrderId::MAX);
+        let mut page: Vec<Order> = self
+            .orders
+            .range(..below)
+            .rev()
+            .take(limit.saturating_add(1))
+            .map(|(_, order)| order.clone())
+            .collect();
+        let more = page.len() > limit;
+        page.truncate(limit);
+        let next_before = more
+            .then(|| page.last().map(|order| order.order_id))
+            .flatten();
+        (page, next_before)
     }
 }
 
@@ -279,8 +297,13 @@ pub enum UserMessage {
         order_id: OrderId,
         reply: RpcReplyPort<Option<Order>>,
     },
-    /// Replies with every order of the user, newest first.
-    Orders(RpcReplyPort<Vec<Order>>),
+    /// Replies with a page of the user's orders, newest first, and the `before` of the next
+    /// page (see `UserState::orders_page`).
+    Orders {
+        limit: usize,
+        before: Option<OrderId>,
+        reply: RpcReplyPort<(Vec<Order>, Option<OrderId>)>,
+    },
     /// Pays an order, optionally with a held coupon. A past-deadline order is expired on the
     /// spot and the reply is `OrderExpired`. On success, commits the stock, records the sale and
     /// hands the order to the data platform.
@@ -425,8 +448,12 @@ impl Actor for UserActor {
             UserMessage::Order { order_id, reply } => {
                 let _ = reply.send(state.orders.get(&order_id).cloned());
             }
-            UserMessage::Orders(reply) => {
-                let _ = reply.send(state.orders_newest_first());
+            UserMessage::Orders {
+                limit,
+                before,
+                reply,
+            } => {
+                let _ = reply.send(state.orders_page(limit, before));
             }
             UserMessage::Pay {
                 order_id,

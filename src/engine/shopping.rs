@@ -273,9 +273,21 @@ impl Engine {
             .ok_or(not_found)
     }
 
-    pub async fn user_orders(&self, user_id: UserId) -> Result<Vec<Order>, EngineError> {
+    /// A page of the user's orders, newest first: at most `limit` with ids below `before`, and
+    /// the `before` of the next page (`None` on the last one).
+    pub async fn user_orders(
+        &self,
+        user_id: UserId,
+        limit: usize,
+        before: Option<OrderId>,
+    ) -> Result<(Vec<Order>, Option<OrderId>), EngineError> {
         let user = self.user_ref(user_id)?;
-        self.ask(&user, UserMessage::Orders).await
+        self.ask(&user, |reply| UserMessage::Orders {
+            limit,
+            before,
+            reply,
+        })
+        .await
     }
 
     /// Pays `user_id`'s order. An unknown user, or an order of someone else, is ORDER_NOT_FOUND.

@@ -113,9 +113,17 @@ pub async fn order(order_id: u64, engine: Engine) -> Reply200 {
     ok(engine.order(order_id).await)
 }
 
-pub async fn user_orders(user_id: u64, engine: Engine) -> Reply200 {
-    let orders = engine.user_orders(user_id).await;
-    ok(orders.map(|orders| UserOrdersResponse { user_id, orders }))
+pub async fn user_orders(user_id: u64, raw_query: String, engine: Engine) -> Reply200 {
+    let (limit, before) = match query::orders_query(&raw_query) {
+        Ok(parameters) => parameters,
+        Err(error) => return rejected(error),
+    };
+    let page = engine.user_orders(user_id, limit, before).await;
+    ok(page.map(|(orders, next_before)| UserOrdersResponse {
+        user_id,
+        orders,
+        next_before,
+    }))
 }
 
 pub async fn pay(order_id: u64, request: PayRequest, engine: Engine) -> Reply200 {

@@ -127,6 +127,20 @@ pub fn product_query(raw: &str) -> Result<ProductQuery, ApiError> {
 }
 
 /// `(days, limit)` of the popular ranking.
+/// `GET /users/{id}/orders?limit=20&before=ORDER_ID`: `limit` 1..=100 (default 20) and an
+/// optional positive `before`.
+pub fn orders_query(raw: &str) -> Result<(usize, Option<u64>), ApiError> {
+    let params = Params::parse(raw, &["limit", "before"])?;
+    let limit = params.number_in("limit", 20, 1..=MAX_PAGE_SIZE)?;
+    let before = params.number::<u64>("before")?;
+    if before == Some(0) {
+        return Err(ApiError::invalid_query(
+            "`before` must be a positive order id",
+        ));
+    }
+    Ok((limit, before))
+}
+
 pub fn popular_query(raw: &str) -> Result<(u64, usize), ApiError> {
     let params = Params::parse(raw, &["days", "limit"])?;
     let days = params.number_in("days", 3, 1..=MAX_POPULAR_DAYS)?;

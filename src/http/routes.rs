@@ -107,6 +107,7 @@ fn shop_routes(engine: Engine, limit: u64) -> BoxedFilter<(Response,)> {
     let user_orders = warp::path!("users" / String / "orders")
         .and(warp::get())
         .and_then(positive_id)
+        .and(raw_query())
         .and(engine.clone())
         .and_then(handlers::user_orders);
     let products = warp::path!("products")

@@ -211,6 +211,8 @@ pub struct UserCouponsResponse {
 pub struct UserOrdersResponse {
     pub user_id: UserId,
     pub orders: Vec<Order>,
+    /// The `before` of the next page; null on the last one.
+    pub next_before: Option<u64>,
 }
 
 #[derive(Serialize)]
