@@ -85,16 +85,9 @@ pub fn recover(
             "finishing what the crash left half done (stock of unplaced, paid or ended orders)"
         );
     }
-    let mut finished = state.clone();
-    for record in unfinished.clone() {
-        finished
-            .apply(record)
-            .map_err(RecoveryError::Inconsistent)?;
-    }
-    let report = crate::audit::audit(&finished, taken_at);
-    if !report.ok {
-        return Err(RecoveryError::Inconsistent(report.failures()));
-    }
+    // Audited as it will be served, with the unfinished finished; `check` copies only the
+    // products for that, not the whole state.
+    snapshot::check(&mut state, taken_at).map_err(RecoveryError::Inconsistent)?;
     tracing::info!(position, "recovered");
     Ok(Recovered {
         state,
