@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use helpers::binary::{Server, TOKEN, start};
+use helpers::binary::{Server, start};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -51,20 +51,6 @@ struct Ledger {
     unsure: BTreeSet<u64>,
 }
 
-/// A request that may never be answered: `None` when the server died first.
-async fn send(server: &Server, path: &str, body: Value) -> Option<(u16, Value)> {
-    let response = server
-        .client
-        .post(format!("{}{path}", server.base))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .ok()?;
-    let status = response.status().as_u16();
-    Some((status, response.json().await.ok()?))
-}
-
 async fn client(
     server: Arc<Server>,
     index: u64,
@@ -93,7 +79,7 @@ async fn client(
 
 async fn charge(server: &Server, user: u64, amount: u64, ledger: &Mutex<Ledger>) -> bool {
     let path = format!("/users/{user}/points/charge");
-    match send(server, &path, json!({ "amount": amount })).await {
+    match server.try_post(&path, json!({ "amount": amount })).await {
         Some((200, _)) => *ledger.lock().unwrap().charged.entry(user).or_default() += amount,
         Some(_) => {}
         None => {
@@ -110,7 +96,7 @@ async fn charge(server: &Server, user: u64, amount: u64, ledger: &Mutex<Ledger>)
 
 async fn issue(server: &Server, user: u64, coupon: u64, ledger: &Mutex<Ledger>) -> bool {
     let path = format!("/coupons/{coupon}/issue");
-    match send(server, &path, json!({ "user_id": user })).await {
+    match server.try_post(&path, json!({ "user_id": user })).await {
         Some((201, _)) => drop(ledger.lock().unwrap().coupons.insert((user, coupon))),
         Some(_) => {}
         None => return false,
@@ -133,7 +119,10 @@ async fn place(
         .iter()
         .map(|(product, option)| json!({"product_id": product, "option_id": option, "quantity": 1}))
         .collect();
-    match send(server, "/orders", json!({"user_id": user, "items": items})).await {
+    match server
+        .try_post("/orders", json!({"user_id": user, "items": items}))
+        .await
+    {
         Some((201, order)) => {
             let id = order["order_id"].as_u64().unwrap();
             let total = order["total_amount"].as_u64().unwrap();
@@ -178,7 +167,10 @@ async fn pay(server: &Server, user: u64, rng: &mut StdRng, ledger: &Mutex<Ledger
         (!held.is_empty() && rng.random_bool(0.5)).then(|| held[rng.random_range(0..held.len())])
     };
     let path = format!("/orders/{order}/payment");
-    match send(server, &path, json!({"user_id": user, "coupon_id": coupon})).await {
+    match server
+        .try_post(&path, json!({"user_id": user, "coupon_id": coupon}))
+        .await
+    {
         Some((200, paid)) => {
             let mut ledger = ledger.lock().unwrap();
             let paid_amount = paid["paid_amount"].as_u64().unwrap();
@@ -204,7 +196,7 @@ async fn cancel(server: &Server, user: u64, rng: &mut StdRng, ledger: &Mutex<Led
         return true;
     };
     let path = format!("/orders/{order}/cancel");
-    match send(server, &path, json!({ "user_id": user })).await {
+    match server.try_post(&path, json!({ "user_id": user })).await {
         Some((200, _)) => {
             ledger.lock().unwrap().orders.get_mut(&order).unwrap().2 = Known::Cancelled
         }
@@ -308,16 +300,7 @@ async fn check_and_settle(server: &Server, ledger: &mut Ledger, seed: u64, round
             *ledger.charged.entry(user).or_default() += applied.unwrap();
         }
     }
-    let audit = server
-        .client
-        .get(format!("{}/admin/audit", server.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let audit = server.audit().await;
     assert_eq!(audit["ok"], true, "{context}: {audit}");
 }
 
@@ -349,7 +332,7 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
     for round in 1..=ROUNDS {
         for (product, option) in options.iter().step_by(3) {
             let path = format!("/admin/products/{product}/options/{option}/restock");
-            send(&server, &path, json!({"quantity": 20})).await;
+            server.try_post(&path, json!({"quantity": 20})).await;
         }
         let shared = Arc::new(Mutex::new(std::mem::take(&mut ledger)));
         let running = Arc::new(server);

@@ -7,8 +7,8 @@ mod helpers;
 
 use std::io::{BufRead, BufReader};
 
-use helpers::binary::{TOKEN, command, start};
-use serde_json::{Value, json};
+use helpers::binary::{command, start};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_nothing_acknowledged() {
@@ -97,14 +97,7 @@ async fn sigterm_loses_nothing_acknowledged() {
     );
     let popular = restarted.get("/products/popular").await;
     assert_eq!(popular["items"][0]["product_id"], 14);
-    let audit = restarted
-        .client
-        .get(format!("{}/admin/audit", restarted.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(audit.json::<Value>().await.unwrap()["ok"], true);
+    assert_eq!(restarted.audit().await["ok"], true);
     assert!(restarted.terminate().success());
 }
 

@@ -88,6 +88,11 @@ impl Server {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.try_post(path, body).await.expect("the server answers")
+    }
+
+    /// A POST that may never be answered: `None` when the server died first.
+    pub async fn try_post(&self, path: &str, body: Value) -> Option<(u16, Value)> {
         let response = self
             .client
             .post(format!("{}{path}", self.base))
@@ -95,8 +100,22 @@ impl Server {
             .json(&body)
             .send()
             .await
-            .unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json().await.ok()?))
+    }
+
+    /// `GET /admin/audit`.
+    pub async fn audit(&self) -> Value {
+        self.client
+            .get(format!("{}/admin/audit", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub fn terminate(&mut self) -> std::process::ExitStatus {
