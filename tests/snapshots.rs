@@ -78,19 +78,23 @@ async fn populate(engine: &Engine) -> u64 {
         .order_id;
     engine.restock(1, 12, 7).await.unwrap();
     engine.create_user(Some(77), 5_000).await.unwrap();
+    create_lamp_and_coupon(engine).await;
+    pending
+}
+
+/// The admin creations both populations end with: product "Lamp" and coupon "Late".
+async fn create_lamp_and_coupon(engine: &Engine) {
     let options = vec![NewProductOption {
         name: "Only".into(),
         stock: 4,
     }];
-    engine
-        .create_product(NewProduct {
-            name: "Lamp".into(),
-            category: "home".into(),
-            price: 1,
-            options,
-        })
-        .await
-        .unwrap();
+    let lamp = NewProduct {
+        name: "Lamp".into(),
+        category: "home".into(),
+        price: 1,
+        options,
+    };
+    engine.create_product(lamp).await.unwrap();
     let coupon = NewCoupon {
         name: "Late".into(),
         discount: Discount::Percent { percent: 5 },
@@ -98,7 +102,6 @@ async fn populate(engine: &Engine) -> u64 {
         expires_at: None,
     };
     engine.create_coupon(coupon).await.unwrap();
-    pending
 }
 
 /// Polls `check` (every 5 ms, at most 60 s) until it holds: for effects that follow a restart
@@ -191,24 +194,7 @@ async fn populate_journaled(engine: &Engine) -> u64 {
     engine.restock(1, 12, 7).await.unwrap();
     engine.create_user(Some(77), 5_000).await.unwrap();
     engine.create_user(None, 1).await.unwrap();
-    let options = vec![NewProductOption {
-        name: "Only".into(),
-        stock: 4,
-    }];
-    let lamp = NewProduct {
-        name: "Lamp".into(),
-        category: "home".into(),
-        price: 1,
-        options,
-    };
-    engine.create_product(lamp).await.unwrap();
-    let coupon = NewCoupon {
-        name: "Late".into(),
-        discount: Discount::Percent { percent: 5 },
-        quantity: 3,
-        expires_at: None,
-    };
-    engine.create_coupon(coupon).await.unwrap();
+    create_lamp_and_coupon(engine).await;
     pending.order_id
 }
 

@@ -179,23 +179,13 @@ fn money_from_nowhere_is_caught() {
 #[test]
 fn a_pending_order_past_its_deadline_is_caught() {
     let mut state = consistent();
-    state
-        .users
-        .get_mut(&1)
-        .unwrap()
-        .orders
-        .get_mut(&1)
-        .unwrap()
-        .expires_at = Timestamp(NOW.0 - 1_001);
+    let expires_at = |state: &mut EngineState, at| {
+        let user = state.users.get_mut(&1).unwrap();
+        user.orders.get_mut(&1).unwrap().expires_at = at;
+    };
+    expires_at(&mut state, Timestamp(NOW.0 - 1_001));
     assert_eq!(failing(&state), ["order_states"]);
-    state
-        .users
-        .get_mut(&1)
-        .unwrap()
-        .orders
-        .get_mut(&1)
-        .unwrap()
-        .expires_at = Timestamp(NOW.0 - 1_000);
+    expires_at(&mut state, Timestamp(NOW.0 - 1_000));
     assert!(failing(&state).is_empty(), "within the one-second grace");
 }
 
