@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::engine::{Engine, EngineConfig};
 use crate::error::EngineError;
-use crate::http::{RouteOptions, routes};
+use crate::http::{RouteOptions, routes, serve};
 use crate::journal::{self, Faults, Journal, JournalOptions, RecoveryError};
 use crate::seed::Seed;
 use crate::snapshot::{self, SnapshotError};
@@ -149,12 +149,14 @@ pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running
         admin_token: settings.admin.token.clone(),
     };
     let (stop_accepting, stopped) = oneshot::channel::<()>();
-    let server = warp::serve(routes(engine.clone(), options))
-        .incoming(listener)
-        .graceful(async {
+    let server = serve(
+        listener,
+        routes(engine.clone(), options),
+        settings.server_options(),
+        async {
             let _ = stopped.await;
-        })
-        .run();
+        },
+    );
     let server = tokio::spawn(server);
     let (stop_snapshots, snapshots_stopped) = oneshot::channel();
     let interval = settings.snapshot.interval;

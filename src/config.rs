@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::actors::data_platform::Sink;
+use crate::http::ServerOptions;
 use crate::journal::{FsyncPolicy, JournalOptions};
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -31,6 +32,12 @@ pub struct ServerSettings {
     pub addr: SocketAddr,
     /// Largest accepted request body, in bytes.
     pub body_limit: u64,
+    /// Close a connection after this long without a byte either way.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Close a connection whose request head is incomplete this long after it began.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -125,6 +132,8 @@ impl Default for ServerSettings {
         ServerSettings {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit: 16_384,
+            idle_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -213,6 +222,14 @@ impl Settings {
                 "server.body_limit must be positive",
             ),
             (
+                !self.server.idle_timeout.is_zero(),
+                "server.idle_timeout must be positive",
+            ),
+            (
+                !self.server.header_timeout.is_zero(),
+                "server.header_timeout must be positive",
+            ),
+            (
                 !self.snapshot.interval.is_zero(),
                 "snapshot.interval must be positive",
             ),
@@ -272,6 +289,14 @@ impl Settings {
             fsync_interval: self.journal.fsync_interval,
             segment_bytes: self.journal.segment_bytes,
             keep: self.snapshot.keep,
+        }
+    }
+
+    /// How the HTTP server polices connections.
+    pub fn server_options(&self) -> ServerOptions {
+        ServerOptions {
+            idle_timeout: self.server.idle_timeout,
+            header_timeout: self.server.header_timeout,
         }
     }
 

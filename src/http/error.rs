@@ -101,13 +101,26 @@ impl ApiError {
     }
 }
 
-impl Reply for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The JSON body: `{"code","message"}`.
+    pub fn body(&self) -> Vec<u8> {
         let body = ErrorBody {
             code: self.code,
             message: &self.message,
         };
-        warp::reply::with_status(warp::reply::json(&body), self.status).into_response()
+        serde_json::to_vec(&body).expect("two strings always serialize")
+    }
+}
+
+impl Reply for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = Response::new(self.body().into());
+        *response.status_mut() = self.status;
+        response.headers_mut().insert(
+            warp::http::header::CONTENT_TYPE,
+            warp::http::HeaderValue::from_static("application/json"),
+        );
+        response
     }
 }
 

@@ -4,6 +4,8 @@ pub mod error;
 pub mod handlers;
 pub mod query;
 pub mod routes;
+pub mod server;
 pub mod types;
 
 pub use routes::{RouteOptions, routes};
+pub use server::{ServerOptions, serve};

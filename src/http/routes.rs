@@ -60,7 +60,7 @@ fn with_request_id(api: BoxedFilter<(Response,)>) -> BoxedFilter<(Response,)> {
              mut response: Response| {
                 let id = chosen
                     .filter(|id| is_request_id(id))
-                    .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
+                    .unwrap_or_else(new_request_id);
                 let status = response.status().as_u16();
                 let micros = started.elapsed().as_micros() as u64;
                 let path = path.as_str();
@@ -76,6 +76,11 @@ fn with_request_id(api: BoxedFilter<(Response,)>) -> BoxedFilter<(Response,)> {
             },
         )
         .boxed()
+}
+
+/// A request id of our own: 16 random hex digits.
+pub fn new_request_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 fn is_request_id(id: &str) -> bool {

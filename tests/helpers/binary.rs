@@ -15,6 +15,8 @@ pub struct Server {
     pub child: Child,
     pub base: String,
     pub client: reqwest::Client,
+    /// The server's log lines (JSON) after the one naming its address.
+    pub log: std::sync::Mutex<mpsc::Receiver<String>>,
 }
 
 pub fn command(snapshot_dir: &Path) -> Command {
@@ -38,21 +40,24 @@ pub fn command(snapshot_dir: &Path) -> Command {
 }
 
 /// Starts the binary and waits (at most 60 s) for the line that names its port.
+pub fn start(snapshot_dir: &Path) -> Server {
+    start_command(command(snapshot_dir))
+}
+
+/// `start` with a command of the caller's making (from `command`, with more settings).
 // The child is reaped by `Server`'s `Drop`, also when a test fails midway.
 #[allow(clippy::zombie_processes)]
-pub fn start(snapshot_dir: &Path) -> Server {
-    let mut child = command(snapshot_dir)
-        .spawn()
-        .expect("the server binary starts");
+pub fn start_command(mut command: Command) -> Server {
+    let mut child = command.spawn().expect("the server binary starts");
     let stdout = child.stdout.take().unwrap();
-    let (lines, listening) = mpsc::channel();
+    let (lines, log) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = lines.send(line);
         }
     });
     loop {
-        let line = listening
+        let line = log
             .recv_timeout(Duration::from_secs(60))
             .expect("the server announces its address");
         let Ok(event) = serde_json::from_str::<Value>(&line) else {
@@ -63,6 +68,7 @@ pub fn start(snapshot_dir: &Path) -> Server {
                 child,
                 base: format!("http://{addr}"),
                 client: reqwest::Client::new(),
+                log: log.into(),
             };
         }
     }
