@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::engine::{Engine, EngineConfig};
 use crate::error::EngineError;
-use crate::http::{RouteOptions, routes, serve};
+use crate::http::{BuyerAuth, RouteOptions, routes, serve};
 use crate::journal::{self, Faults, Journal, JournalOptions, RecoveryError};
 use crate::seed::Seed;
 use crate::snapshot::{self, SnapshotError};
@@ -147,6 +147,7 @@ pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running
     let options = RouteOptions {
         body_limit_bytes: settings.server.body_limit,
         admin_token: settings.admin.token.clone(),
+        buyers: BuyerAuth::from_settings(&settings.auth).map_err(StartError::Config)?,
     };
     let (stop_accepting, stopped) = oneshot::channel::<()>();
     let server = serve(

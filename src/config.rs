@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::actors::data_platform::Sink;
-use crate::http::ServerOptions;
+use crate::http::{BuyerAuth, ServerOptions};
 use crate::journal::{FsyncPolicy, JournalOptions};
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -24,6 +24,7 @@ pub struct Settings {
     pub data_platform: DataPlatformSettings,
     pub log: LogSettings,
     pub journal: JournalSettings,
+    pub auth: AuthSettings,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -94,6 +95,34 @@ pub struct AdminSettings {
     pub token: String,
 }
 
+/// Who may act as a buyer (see `http::auth`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// The user id in the request is trusted (a gateway authenticated the buyer).
+    #[default]
+    None,
+    /// Buyer routes need a bearer JWT whose `sub` is the user id.
+    Jwt,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    pub mode: AuthMode,
+    /// HS256 key.
+    pub jwt_secret: String,
+    /// PEM public key (RS256 or EdDSA).
+    pub jwt_public_key_path: String,
+    /// Required `iss` when not empty.
+    pub issuer: String,
+    /// Required `aud` when not empty.
+    pub audience: String,
+    /// Clock leeway for `exp` and `nbf`.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+}
+
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum SinkKind {
@@ -134,6 +163,19 @@ impl Default for ServerSettings {
             body_limit: 16_384,
             idle_timeout: Duration::from_secs(60),
             header_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            mode: AuthMode::None,
+            jwt_secret: String::new(),
+            jwt_public_key_path: String::new(),
+            issuer: String::new(),
+            audience: String::new(),
+            leeway: Duration::from_secs(30),
         }
     }
 }
@@ -278,7 +320,8 @@ impl Settings {
         if let Some((_, message)) = checks.iter().find(|(ok, _)| !ok) {
             return Err(format!("invalid configuration: {message}"));
         }
-        self.sink().map(|_| ())
+        self.sink()?;
+        BuyerAuth::from_settings(&self.auth).map(|_| ())
     }
 
     /// Where and how the journal (and the snapshots it writes) go.

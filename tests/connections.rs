@@ -28,6 +28,7 @@ async fn server() -> (
     let options = RouteOptions {
         body_limit_bytes: 16_384,
         admin_token: helpers::ADMIN_TOKEN.into(),
+        buyers: Default::default(),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let policing = ServerOptions {

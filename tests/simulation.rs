@@ -9,7 +9,7 @@ use std::time::Duration;
 use commerce_engine::app;
 use commerce_engine::audit::AuditReport;
 use commerce_engine::clock::Clock;
-use commerce_engine::config::{Limits, Settings};
+use commerce_engine::config::{AuthMode, Limits, Settings};
 use commerce_engine::engine::OrderLine;
 use commerce_engine::model::{CouponView, OrderStatus, ProductView};
 use commerce_engine::simulation::shop::{Outcome, Shop};
@@ -57,17 +57,26 @@ async fn an_embedded_run_keeps_every_invariant() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_http_run_against_a_real_server_keeps_every_invariant() {
-    let dir = tempfile::tempdir().unwrap();
+/// A server on port 0 with the demo seed; `jwt_secret` turns on `auth.mode = "jwt"`.
+async fn server(dir: &std::path::Path, jwt_secret: Option<&str>) -> app::Running {
     let mut settings = Settings::default();
     settings.server.addr = "127.0.0.1:0".parse().unwrap();
     settings.seed.path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/seed.toml").into();
-    settings.snapshot.dir = dir.path().to_path_buf();
+    settings.snapshot.dir = dir.to_path_buf();
     settings.admin.token = helpers::ADMIN_TOKEN.into();
-    let running = app::start(&settings, app::StartOptions::default())
+    if let Some(secret) = jwt_secret {
+        settings.auth.mode = AuthMode::Jwt;
+        settings.auth.jwt_secret = secret.into();
+    }
+    app::start(&settings, app::StartOptions::default())
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_run_against_a_real_server_keeps_every_invariant() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = server(dir.path(), None).await;
     let options = Options {
         target: Some(format!("http://{}", running.local_addr)),
         admin_token: Some(helpers::ADMIN_TOKEN.into()),
@@ -86,6 +95,34 @@ async fn an_http_run_against_a_real_server_keeps_every_invariant() {
             .iter()
             .any(|check| check.name == "engine_audit" && check.ok)
     );
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_jwt_secret_the_simulator_drives_a_server_in_jwt_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "simulation-secret";
+    let running = server(dir.path(), Some(secret)).await;
+    let options = Options {
+        target: Some(format!("http://{}", running.local_addr)),
+        admin_token: Some(helpers::ADMIN_TOKEN.into()),
+        jwt_secret: Some(secret.into()),
+        users: 20,
+        coupons: 5,
+        buyers: 20,
+        operations_per_buyer: Some(20),
+        ..small(8)
+    };
+    let report = simulation::run(&options).await.unwrap();
+    assert!(report.ok, "{report}");
+    let codes: Vec<_> = report
+        .outcomes
+        .iter()
+        .map(|(_, code, _)| code.as_str())
+        .collect();
+    assert!(codes.contains(&"success"), "{report}");
+    assert!(!codes.contains(&"UNAUTHORIZED"), "{report}");
+    assert!(!codes.contains(&"FORBIDDEN"), "{report}");
     running.shutdown().await.unwrap();
 }
 
@@ -188,8 +225,8 @@ impl Shop for LyingShop {
     async fn balance(&self, user_id: u64) -> Outcome<u64> {
         Shop::balance(&self.engine, user_id).await
     }
-    async fn order_status(&self, order_id: u64) -> Outcome<OrderStatus> {
-        Shop::order_status(&self.engine, order_id).await
+    async fn order_status(&self, order_id: u64, user_id: u64) -> Outcome<OrderStatus> {
+        Shop::order_status(&self.engine, order_id, user_id).await
     }
     async fn catalog(&self) -> Outcome<Vec<ProductView>> {
         Shop::catalog(&self.engine).await

@@ -31,6 +31,10 @@ struct Args {
     /// Admin token of the target server, to cross-check with its GET /admin/audit.
     #[arg(long, env = "COMMERCE__ADMIN__TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// HS256 secret of a target running `auth.mode = "jwt"`: each buyer's requests carry a
+    /// token whose `sub` is its user.
+    #[arg(long, env = "COMMERCE__AUTH__JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
     /// Users 1..=N: the embedded catalog's users; in HTTP mode the users buyers act as.
     #[arg(long, default_value_t = 1_000)]
     users: u64,
@@ -66,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
         seed: args.seed,
         target: args.target,
         admin_token: args.admin_token.filter(|token| !token.is_empty()),
+        jwt_secret: args.jwt_secret.filter(|secret| !secret.is_empty()),
         users: args.users,
         products: args.products,
         coupons: args.coupons,

@@ -77,12 +77,17 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "INVALID_ORDER", message)
     }
 
-    /// 401 UNAUTHORIZED: a missing or wrong admin token.
-    pub fn unauthorized() -> ApiError {
+    /// 401 UNAUTHORIZED: a missing or bad token (admin or buyer).
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+    }
+
+    /// 403 FORBIDDEN: a buyer's token that proves another user than the one acted for.
+    pub fn forbidden(user_id: u64) -> ApiError {
         ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
-            "a valid admin bearer token is required",
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            format!("the token does not allow acting as user {user_id}"),
         )
     }
 
@@ -120,6 +125,13 @@ impl Reply for ApiError {
             warp::http::header::CONTENT_TYPE,
             warp::http::HeaderValue::from_static("application/json"),
         );
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 7235: a 401 names the scheme that would be accepted.
+            response.headers_mut().insert(
+                warp::http::header::WWW_AUTHENTICATE,
+                warp::http::HeaderValue::from_static("Bearer"),
+            );
+        }
         response
     }
 }

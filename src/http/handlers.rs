@@ -8,6 +8,7 @@ use warp::Reply;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+use super::auth::Caller;
 use super::error::ApiError;
 use super::query;
 use super::types::*;
@@ -41,12 +42,23 @@ pub async fn health() -> Reply200 {
     respond(StatusCode::OK, Ok(HealthResponse { status: "ok" }))
 }
 
-pub async fn points(user_id: u64, engine: Engine) -> Reply200 {
+pub async fn points(user_id: u64, caller: Caller, engine: Engine) -> Reply200 {
+    if let Err(error) = caller.acts_as(user_id) {
+        return rejected(error);
+    }
     let balance = engine.balance(user_id).await;
     ok(balance.map(|balance| PointsResponse { user_id, balance }))
 }
 
-pub async fn charge(user_id: u64, request: ChargeRequest, engine: Engine) -> Reply200 {
+pub async fn charge(
+    user_id: u64,
+    caller: Caller,
+    request: ChargeRequest,
+    engine: Engine,
+) -> Reply200 {
+    if let Err(error) = caller.acts_as(user_id) {
+        return rejected(error);
+    }
     let Some(amount) = request.amount.as_u64() else {
         let error = ApiError::invalid_amount(format!(
             "amount must be a positive integer, got {}",
@@ -80,7 +92,15 @@ pub async fn popular(raw_query: String, engine: Engine) -> Reply200 {
     }))
 }
 
-pub async fn issue_coupon(coupon_id: u64, request: IssueCouponRequest, engine: Engine) -> Reply200 {
+pub async fn issue_coupon(
+    coupon_id: u64,
+    caller: Caller,
+    request: IssueCouponRequest,
+    engine: Engine,
+) -> Reply200 {
+    if let Err(error) = caller.acts_as(request.user_id.0) {
+        return rejected(error);
+    }
     created(engine.issue_coupon(coupon_id, request.user_id.0).await)
 }
 
@@ -88,12 +108,18 @@ pub async fn coupon(coupon_id: u64, engine: Engine) -> Reply200 {
     ok(engine.coupon(coupon_id).await)
 }
 
-pub async fn user_coupons(user_id: u64, engine: Engine) -> Reply200 {
+pub async fn user_coupons(user_id: u64, caller: Caller, engine: Engine) -> Reply200 {
+    if let Err(error) = caller.acts_as(user_id) {
+        return rejected(error);
+    }
     let coupons = engine.user_coupons(user_id).await;
     ok(coupons.map(|coupons| UserCouponsResponse { user_id, coupons }))
 }
 
-pub async fn place_order(request: PlaceOrderRequest, engine: Engine) -> Reply200 {
+pub async fn place_order(caller: Caller, request: PlaceOrderRequest, engine: Engine) -> Reply200 {
+    if let Err(error) = caller.acts_as(request.user_id.0) {
+        return rejected(error);
+    }
     let mut lines = Vec::with_capacity(request.items.len());
     for Object(item) in request.items {
         let Ok(quantity) = u64::try_from(item.quantity) else {
@@ -109,11 +135,28 @@ pub async fn place_order(request: PlaceOrderRequest, engine: Engine) -> Reply200
     created(engine.place_order(request.user_id.0, lines).await)
 }
 
-pub async fn order(order_id: u64, engine: Engine) -> Reply200 {
-    ok(engine.order(order_id).await)
+pub async fn order(order_id: u64, caller: Caller, engine: Engine) -> Reply200 {
+    // Another user's order is not found: its existence is not revealed.
+    let order =
+        engine
+            .order(order_id)
+            .await
+            .and_then(|order| match caller.may_see(order.user_id) {
+                true => Ok(order),
+                false => Err(EngineError::OrderNotFound(order_id)),
+            });
+    ok(order)
 }
 
-pub async fn user_orders(user_id: u64, raw_query: String, engine: Engine) -> Reply200 {
+pub async fn user_orders(
+    user_id: u64,
+    caller: Caller,
+    raw_query: String,
+    engine: Engine,
+) -> Reply200 {
+    if let Err(error) = caller.acts_as(user_id) {
+        return rejected(error);
+    }
     let (limit, before) = match query::orders_query(&raw_query) {
         Ok(parameters) => parameters,
         Err(error) => return rejected(error),
@@ -126,12 +169,23 @@ pub async fn user_orders(user_id: u64, raw_query: String, engine: Engine) -> Rep
     }))
 }
 
-pub async fn pay(order_id: u64, request: PayRequest, engine: Engine) -> Reply200 {
+pub async fn pay(order_id: u64, caller: Caller, request: PayRequest, engine: Engine) -> Reply200 {
+    if let Err(error) = caller.acts_as(request.user_id.0) {
+        return rejected(error);
+    }
     let coupon_id = request.coupon_id.map(|Id(id)| id);
     ok(engine.pay(order_id, request.user_id.0, coupon_id).await)
 }
 
-pub async fn cancel(order_id: u64, request: CancelRequest, engine: Engine) -> Reply200 {
+pub async fn cancel(
+    order_id: u64,
+    caller: Caller,
+    request: CancelRequest,
+    engine: Engine,
+) -> Reply200 {
+    if let Err(error) = caller.acts_as(request.user_id.0) {
+        return rejected(error);
+    }
     ok(engine.cancel(order_id, request.user_id.0).await)
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP front (warp): routes, handlers, request/response types and the one error mapping.
 
+pub mod auth;
 pub mod error;
 pub mod handlers;
 pub mod query;
@@ -7,5 +8,6 @@ pub mod routes;
 pub mod server;
 pub mod types;
 
+pub use auth::BuyerAuth;
 pub use routes::{RouteOptions, routes};
 pub use server::{ServerOptions, serve};

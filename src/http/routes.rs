@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
-use subtle::ConstantTimeEq;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Buf, Filter, Rejection};
 
+use super::auth::{self, BuyerAuth};
 use super::error::{ApiError, recover};
 use super::handlers;
 use crate::engine::Engine;
@@ -26,13 +26,19 @@ pub struct RouteOptions {
     pub body_limit_bytes: u64,
     /// The admin bearer token; empty disables the admin API.
     pub admin_token: String,
+    /// Who may act as a buyer.
+    pub buyers: BuyerAuth,
 }
 
 /// Every route of SPEC section 2, with every rejection turned into the JSON error shape.
 pub fn routes(engine: Engine, options: RouteOptions) -> BoxedFilter<(Response,)> {
-    let api = shop_routes(engine.clone(), options.body_limit_bytes)
-        .or(admin_routes(engine, options))
-        .unify();
+    let api = shop_routes(
+        engine.clone(),
+        options.body_limit_bytes,
+        options.buyers.clone(),
+    )
+    .or(admin_routes(engine, options))
+    .unify();
     with_request_id(api.recover(recover).unify().boxed())
 }
 
@@ -87,8 +93,9 @@ fn is_request_id(id: &str) -> bool {
     (1..=MAX_REQUEST_ID_CHARS).contains(&id.len()) && id.bytes().all(|byte| byte.is_ascii_graphic())
 }
 
-fn shop_routes(engine: Engine, limit: u64) -> BoxedFilter<(Response,)> {
+fn shop_routes(engine: Engine, limit: u64, buyers: BuyerAuth) -> BoxedFilter<(Response,)> {
     let engine = warp::any().map(move || engine.clone());
+    let caller = move || auth::caller(buyers.clone());
     // HEAD answers like GET, without the body (hyper drops it).
     let health = warp::path!("health")
         .and(warp::get().or(warp::head()).unify())
@@ -96,22 +103,26 @@ fn shop_routes(engine: Engine, limit: u64) -> BoxedFilter<(Response,)> {
     let points = warp::path!("users" / String / "points")
         .and(warp::get())
         .and_then(positive_id)
+        .and(caller())
         .and(engine.clone())
         .and_then(handlers::points);
     let charge = warp::path!("users" / String / "points" / "charge")
         .and(warp::post())
         .and_then(positive_id)
+        .and(caller())
         .and(json_body(limit))
         .and(engine.clone())
         .and_then(handlers::charge);
     let user_coupons = warp::path!("users" / String / "coupons")
         .and(warp::get())
         .and_then(positive_id)
+        .and(caller())
         .and(engine.clone())
         .and_then(handlers::user_coupons);
     let user_orders = warp::path!("users" / String / "orders")
         .and(warp::get())
         .and_then(positive_id)
+        .and(caller())
         .and(raw_query())
         .and(engine.clone())
         .and_then(handlers::user_orders);
@@ -134,6 +145,7 @@ fn shop_routes(engine: Engine, limit: u64) -> BoxedFilter<(Response,)> {
     let issue = warp::path!("coupons" / String / "issue")
         .and(warp::post())
         .and_then(positive_id)
+        .and(caller())
         .and(json_body(limit))
         .and(engine.clone())
         .and_then(handlers::issue_coupon);
@@ -144,23 +156,27 @@ fn shop_routes(engine: Engine, limit: u64) -> BoxedFilter<(Response,)> {
         .and_then(handlers::coupon);
     let place_order = warp::path!("orders")
         .and(warp::post())
+        .and(caller())
         .and(json_body(limit))
         .and(engine.clone())
         .and_then(handlers::place_order);
     let order = warp::path!("orders" / String)
         .and(warp::get())
         .and_then(positive_id)
+        .and(caller())
         .and(engine.clone())
         .and_then(handlers::order);
     let pay = warp::path!("orders" / String / "payment")
         .and(warp::post())
         .and_then(positive_id)
+        .and(caller())
         .and(json_body(limit))
         .and(engine.clone())
         .and_then(handlers::pay);
     let cancel = warp::path!("orders" / String / "cancel")
         .and(warp::post())
         .and_then(positive_id)
+        .and(caller())
         .and(json_body(limit))
         .and(engine)
         .and_then(handlers::cancel);
@@ -195,7 +211,7 @@ fn shop_routes(engine: Engine, limit: u64) -> BoxedFilter<(Response,)> {
 fn admin_routes(engine: Engine, options: RouteOptions) -> BoxedFilter<(Response,)> {
     let limit = options.body_limit_bytes;
     let token: Arc<str> = options.admin_token.into();
-    let admin = move || admin_token(token.clone());
+    let admin = move || auth::admin(token.clone());
     let engine = warp::any().map(move || engine.clone());
     let users = warp::path!("admin" / "users")
         .and(admin())
@@ -268,33 +284,6 @@ async fn positive_id(raw: String) -> Result<u64, Rejection> {
 /// The raw query string, empty when there is none.
 fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
     warp::query::raw().or(warp::any().map(String::new)).unify()
-}
-
-/// Passes requests carrying `Authorization: Bearer <token>`, compared in constant time.
-/// With no token configured the admin API does not exist (404). The token is never logged.
-fn admin_token(token: Arc<str>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
-    warp::header::optional::<String>("authorization")
-        .and_then(move |header: Option<String>| {
-            let token = token.clone();
-            async move {
-                if token.is_empty() {
-                    return Err(warp::reject::not_found());
-                }
-                let presented = header.as_deref().and_then(bearer).unwrap_or("");
-                match bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
-                    true => Ok(()),
-                    false => Err(warp::reject::custom(ApiError::unauthorized())),
-                }
-            }
-        })
-        .untuple_one()
-}
-
-/// The credentials of an `Authorization: Bearer <token>` header; the scheme is
-/// case-insensitive (RFC 7235).
-fn bearer(header: &str) -> Option<&str> {
-    let (scheme, token) = header.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Reads a JSON body of at most `limit` bytes into `T`. Bodies are read as a stream, so a

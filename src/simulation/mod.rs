@@ -42,6 +42,8 @@ pub struct Options {
     pub target: Option<String>,
     /// Lets the HTTP mode cross-check with `GET /admin/audit`.
     pub admin_token: Option<String>,
+    /// The target's `auth.jwt_secret` when it runs `auth.mode = "jwt"`.
+    pub jwt_secret: Option<String>,
     pub users: u64,
     pub products: u64,
     pub coupons: u64,
@@ -60,6 +62,7 @@ impl Default for Options {
             seed: None,
             target: None,
             admin_token: None,
+            jwt_secret: None,
             users: 1_000,
             products: 100,
             coupons: 10,
@@ -107,7 +110,11 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         }
         Some(target) => {
             simulate(
-                HttpShop::new(target, options.admin_token.clone()),
+                HttpShop::new(
+                    target,
+                    options.admin_token.clone(),
+                    options.jwt_secret.as_deref(),
+                ),
                 options,
                 seed,
                 "http",
@@ -243,7 +250,7 @@ async fn order_statuses<S: Shop>(
     let mut statuses = BTreeMap::new();
     for order in &ledger.orders {
         let status = shop
-            .order_status(order.order_id)
+            .order_status(order.order_id, order.user_id)
             .await
             .map_err(|code| format!("cannot observe an order: {code}"))?;
         statuses.insert(order.order_id, status);

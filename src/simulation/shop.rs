@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::future::Future;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -45,7 +46,12 @@ pub trait Shop: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Outcome<u64>> + Send;
     fn cancel(&self, order_id: u64, user_id: u64) -> impl Future<Output = Outcome<()>> + Send;
     fn balance(&self, user_id: u64) -> impl Future<Output = Outcome<u64>> + Send;
-    fn order_status(&self, order_id: u64) -> impl Future<Output = Outcome<OrderStatus>> + Send;
+    /// The status of `order_id`, as its owner `user_id` sees it.
+    fn order_status(
+        &self,
+        order_id: u64,
+        user_id: u64,
+    ) -> impl Future<Output = Outcome<OrderStatus>> + Send;
     /// Every product with its current stock.
     fn catalog(&self) -> impl Future<Output = Outcome<Vec<ProductView>>> + Send;
     fn coupon(&self, coupon_id: u64) -> impl Future<Output = Outcome<CouponView>> + Send;
@@ -103,7 +109,7 @@ impl Shop for Engine {
         Engine::balance(self, user_id).await.map_err(code)
     }
 
-    async fn order_status(&self, order_id: u64) -> Outcome<OrderStatus> {
+    async fn order_status(&self, order_id: u64, _user_id: u64) -> Outcome<OrderStatus> {
         Engine::order(self, order_id)
             .await
             .map(|order| order.status)
@@ -133,14 +139,38 @@ pub struct HttpShop {
     base: String,
     client: reqwest::Client,
     admin_token: Option<String>,
+    /// Signs an HS256 token for each buyer when the server runs `auth.mode = "jwt"`.
+    jwt: Option<Arc<jsonwebtoken::EncodingKey>>,
 }
 
+/// How long the simulator's tokens are valid.
+const TOKEN_LIFETIME_SECS: u64 = 3_600;
+
 impl HttpShop {
-    pub fn new(base: &str, admin_token: Option<String>) -> HttpShop {
+    /// A shop at `base`; `jwt_secret` makes every buyer request carry a token for its user.
+    pub fn new(base: &str, admin_token: Option<String>, jwt_secret: Option<&str>) -> HttpShop {
         HttpShop {
             base: base.trim_end_matches('/').to_string(),
             client: reqwest::Client::new(),
             admin_token,
+            jwt: jwt_secret
+                .map(|secret| Arc::new(jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()))),
+        }
+    }
+
+    /// `request`, acting as `user_id`: with its bearer token in jwt mode.
+    fn as_user(&self, request: reqwest::RequestBuilder, user_id: u64) -> reqwest::RequestBuilder {
+        let Some(key) = &self.jwt else {
+            return request;
+        };
+        let claims = json!({
+            "sub": user_id.to_string(),
+            "exp": jsonwebtoken::get_current_timestamp() + TOKEN_LIFETIME_SECS,
+        });
+        match jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, key) {
+            Ok(token) => request.bearer_auth(token),
+            // HS256 over a JSON object cannot fail; unauthenticated, the server says 401.
+            Err(_) => request,
         }
     }
 
@@ -158,21 +188,35 @@ impl HttpShop {
         serde_json::from_value(body).map_err(|_| "UNEXPECTED_BODY".into())
     }
 
+    /// A public read.
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Outcome<T> {
         self.send(self.client.get(format!("{}{path}", self.base)))
             .await
     }
 
-    async fn post<T: DeserializeOwned>(&self, path: &str, body: Value) -> Outcome<T> {
-        self.send(self.client.post(format!("{}{path}", self.base)).json(&body))
-            .await
+    /// A read of `user_id`'s own data.
+    async fn get_as<T: DeserializeOwned>(&self, user_id: u64, path: &str) -> Outcome<T> {
+        let request = self.client.get(format!("{}{path}", self.base));
+        self.send(self.as_user(request, user_id)).await
+    }
+
+    /// A change made as `user_id`.
+    async fn post_as<T: DeserializeOwned>(
+        &self,
+        user_id: u64,
+        path: &str,
+        body: Value,
+    ) -> Outcome<T> {
+        let request = self.client.post(format!("{}{path}", self.base)).json(&body);
+        self.send(self.as_user(request, user_id)).await
     }
 }
 
 impl Shop for HttpShop {
     async fn charge(&self, user_id: u64, amount: u64) -> Outcome<u64> {
         let reply: Value = self
-            .post(
+            .post_as(
+                user_id,
                 &format!("/users/{user_id}/points/charge"),
                 json!({ "amount": amount }),
             )
@@ -189,7 +233,8 @@ impl Shop for HttpShop {
     }
 
     async fn issue_coupon(&self, coupon_id: u64, user_id: u64) -> Outcome<()> {
-        self.post::<Value>(
+        self.post_as::<Value>(
+            user_id,
             &format!("/coupons/{coupon_id}/issue"),
             json!({ "user_id": user_id }),
         )
@@ -203,7 +248,11 @@ impl Shop for HttpShop {
             .map(|l| json!({"product_id": l.product_id, "option_id": l.option_id, "quantity": l.quantity}))
             .collect();
         let order: Value = self
-            .post("/orders", json!({ "user_id": user_id, "items": items }))
+            .post_as(
+                user_id,
+                "/orders",
+                json!({ "user_id": user_id, "items": items }),
+            )
             .await?;
         Ok((
             order["order_id"].as_u64().unwrap_or(0),
@@ -214,13 +263,14 @@ impl Shop for HttpShop {
     async fn pay(&self, order_id: u64, user_id: u64, coupon_id: Option<u64>) -> Outcome<u64> {
         let body = json!({ "user_id": user_id, "coupon_id": coupon_id });
         let payment: Value = self
-            .post(&format!("/orders/{order_id}/payment"), body)
+            .post_as(user_id, &format!("/orders/{order_id}/payment"), body)
             .await?;
         Ok(payment["paid_amount"].as_u64().unwrap_or(0))
     }
 
     async fn cancel(&self, order_id: u64, user_id: u64) -> Outcome<()> {
-        self.post::<Value>(
+        self.post_as::<Value>(
+            user_id,
             &format!("/orders/{order_id}/cancel"),
             json!({ "user_id": user_id }),
         )
@@ -229,12 +279,14 @@ impl Shop for HttpShop {
     }
 
     async fn balance(&self, user_id: u64) -> Outcome<u64> {
-        let reply: Value = self.get(&format!("/users/{user_id}/points")).await?;
+        let reply: Value = self
+            .get_as(user_id, &format!("/users/{user_id}/points"))
+            .await?;
         reply["balance"].as_u64().ok_or("UNEXPECTED_BODY".into())
     }
 
-    async fn order_status(&self, order_id: u64) -> Outcome<OrderStatus> {
-        let order: Value = self.get(&format!("/orders/{order_id}")).await?;
+    async fn order_status(&self, order_id: u64, user_id: u64) -> Outcome<OrderStatus> {
+        let order: Value = self.get_as(user_id, &format!("/orders/{order_id}")).await?;
         serde_json::from_value(order["status"].clone()).map_err(|_| "UNEXPECTED_BODY".into())
     }
 

@@ -146,10 +146,17 @@ impl Api {
     }
 
     pub fn with_token(engine: &Engine, admin_token: &str) -> Api {
-        let options = RouteOptions {
-            body_limit_bytes: 16_384,
-            admin_token: admin_token.into(),
-        };
+        Api::with_options(
+            engine,
+            RouteOptions {
+                body_limit_bytes: 16_384,
+                admin_token: admin_token.into(),
+                buyers: Default::default(),
+            },
+        )
+    }
+
+    pub fn with_options(engine: &Engine, options: RouteOptions) -> Api {
         Api {
             routes: routes(engine.clone(), options),
             token: None,
