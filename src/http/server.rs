@@ -28,7 +28,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use warp::filters::BoxedFilter;
@@ -142,7 +142,11 @@ async fn serve_connection<S: Routes>(
         connection.as_mut().graceful_shutdown();
     }
     loop {
-        let deadline = activity.deadline(options);
+        // Looking again at least every `header_timeout` catches a head that begins while we
+        // sleep, on time, without waking the watchdog on every request.
+        let deadline = activity
+            .deadline(options)
+            .min(Instant::now() + options.header_timeout);
         tokio::select! {
             result = connection.as_mut() => {
                 // A client that disconnects mid-request is its own business, not a server error.
@@ -157,8 +161,6 @@ async fn serve_connection<S: Routes>(
                     return;
                 }
             }
-            // A request head began: its deadline may come before the idle one.
-            () = activity.head_began.notified() => {}
             _ = stopping.changed(), if !draining => {
                 draining = true;
                 connection.as_mut().graceful_shutdown();
@@ -178,8 +180,6 @@ struct Activity {
     head_since: AtomicU64,
     /// Requests handed to the routes whose response is not ready yet.
     in_flight: AtomicU32,
-    /// Wakes the watchdog when a request head begins.
-    head_began: Notify,
 }
 
 const NO_HEAD: u64 = u64::MAX;
@@ -191,7 +191,6 @@ impl Activity {
             last_io: AtomicU64::new(0),
             head_since: AtomicU64::new(NO_HEAD),
             in_flight: AtomicU32::new(0),
-            head_began: Notify::new(),
         }
     }
 
@@ -206,7 +205,6 @@ impl Activity {
             && self.head_since.load(Ordering::Relaxed) == NO_HEAD
         {
             self.head_since.store(now, Ordering::Relaxed);
-            self.head_began.notify_one();
         }
     }
 
@@ -381,6 +379,13 @@ impl AsyncWrite for Watched {
 /// The JSON response replacing `written` when it is hyper's own answer to a request it could
 /// not parse: a complete 400, 414 or 431 head without our `x-request-id`.
 fn protocol_error_reply(written: &[u8]) -> Option<Vec<u8>> {
+    // Every response passes here: the status is looked at before anything is searched.
+    let status_line = written.get(..12)?;
+    if !status_line.starts_with(b"HTTP/1.")
+        || !matches!(&status_line[9..], b"400" | b"414" | b"431")
+    {
+        return None;
+    }
     let head_end = written
         .windows(4)
         .position(|window| window == b"\r\n\r\n")?;
