@@ -44,6 +44,7 @@ fn catalog(users: u64) -> Seed {
                     stock: 1_000,
                 },
             ],
+            purchase_limit: None,
         })
         .collect();
     let coupons = (1..=(users / 1_000).max(1))

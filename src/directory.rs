@@ -29,6 +29,7 @@ pub struct ProductEntry {
     pub name: String,
     pub category: String,
     pub price: Won,
+    pub purchase_limit: Option<u64>,
     /// (id, name) of each option, in the order of the stock board.
     pub options: Vec<(OptionId, String)>,
     pub board: Arc<StockBoard>,
@@ -52,7 +53,7 @@ impl ProductEntry {
             category: self.category.clone(),
             price: self.price,
             options,
-            purchase_limit: None,
+            purchase_limit: self.purchase_limit,
         }
     }
 

@@ -53,6 +53,16 @@ pub enum EngineError {
     },
     #[error("user {user_id} already has {limit} PENDING orders: pay or cancel one first")]
     TooManyPendingOrders { user_id: UserId, limit: u64 },
+    #[error(
+        "product {product_id} allows {limit} units per user: user {user_id} holds {held} in pending and paid orders and asked for {requested}"
+    )]
+    PurchaseLimitExceeded {
+        product_id: ProductId,
+        user_id: UserId,
+        limit: u64,
+        held: u64,
+        requested: u64,
+    },
     #[error("coupon {coupon_id} was already issued to user {user_id}")]
     CouponAlreadyIssued {
         coupon_id: CouponId,
@@ -104,6 +114,19 @@ impl From<StockError> for EngineError {
             } => EngineError::OptionNotFound {
                 product_id,
                 option_id,
+            },
+            StockError::PurchaseLimitExceeded {
+                product_id,
+                user_id,
+                limit,
+                held,
+                requested,
+            } => EngineError::PurchaseLimitExceeded {
+                product_id,
+                user_id,
+                limit,
+                held,
+                requested,
             },
             limit @ StockError::StockLimitExceeded { .. } => {
                 EngineError::InvalidRequest(limit.to_string())

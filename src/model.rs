@@ -181,7 +181,6 @@ pub struct ProductView {
     pub price: Won,
     pub options: Vec<ProductOptionView>,
     /// Units one user may buy (PENDING and PAID orders together); `None` (null) for no limit.
-    /// Per-product limits are not built yet, so every product shows null.
     pub purchase_limit: Option<u64>,
 }
 

@@ -43,6 +43,9 @@ pub struct SeedProduct {
     pub category: String,
     pub price: Won,
     pub options: Vec<SeedOption>,
+    /// Units one user may hold in PENDING and PAID orders; absent: no limit.
+    #[serde(default)]
+    pub purchase_limit: Option<u64>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -117,6 +120,9 @@ impl Seed {
                     "seed: product {id} needs a name and at least one option"
                 ));
             }
+            if product.purchase_limit == Some(0) {
+                return Err(format!("seed: product {id} has a purchase_limit of 0"));
+            }
             for option in &product.options {
                 if option.id == 0 || !options.insert(option.id) {
                     return Err(format!("seed: option id {} is zero or repeated", option.id));
@@ -159,7 +165,9 @@ impl SeedProduct {
             category: self.category,
             price: self.price,
             options,
+            purchase_limit: self.purchase_limit,
             reservations: Default::default(),
+            bought: Default::default(),
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::actors::user::UserState;
 use crate::clock::Timestamp;
 use crate::journal::Record;
 use crate::model::{CouponId, OrderPaid, OrderStatus, ProductId, UserId};
-use crate::snapshot::model::stock_lines;
+use crate::snapshot::model::{ProductV2, stock_lines};
 
 /// The next id each kind of entity will be given. Ids are never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,27 +139,19 @@ impl EngineState {
                     return Err(format!("order {order_id} cannot expire at {at}"));
                 }
             }
-            Record::ProductCreated { product } => {
-                let product = product.into_state();
-                if self.products.contains_key(&product.id) {
-                    return Err(format!("product {} exists already", product.id));
-                }
-                above(&mut self.ids.next_product_id, product.id);
-                for option in &product.options {
-                    above(&mut self.ids.next_option_id, option.id);
-                }
-                self.products.insert(product.id, product);
-            }
+            Record::ProductCreated { product } => self.add_product(ProductV2::from(product))?,
+            Record::ProductCreatedV2 { product } => self.add_product(product)?,
             Record::Reserved {
                 product_id,
                 order_id,
                 lines,
-            } => {
-                above(&mut self.ids.next_order_id, order_id);
-                self.product(product_id)?
-                    .reserve(order_id, stock_lines(lines))
-                    .map_err(|e| e.to_string())?;
-            }
+            } => self.reserve(product_id, order_id, 0, lines)?,
+            Record::ReservedFor {
+                product_id,
+                order_id,
+                user_id,
+                lines,
+            } => self.reserve(product_id, order_id, user_id, lines)?,
             Record::Committed {
                 product_id,
                 order_id,
@@ -218,6 +210,32 @@ impl EngineState {
             }
         }
         Ok(())
+    }
+
+    fn add_product(&mut self, product: ProductV2) -> Result<(), String> {
+        let product = product.into_state();
+        if self.products.contains_key(&product.id) {
+            return Err(format!("product {} exists already", product.id));
+        }
+        above(&mut self.ids.next_product_id, product.id);
+        for option in &product.options {
+            above(&mut self.ids.next_option_id, option.id);
+        }
+        self.products.insert(product.id, product);
+        Ok(())
+    }
+
+    fn reserve(
+        &mut self,
+        product_id: ProductId,
+        order_id: u64,
+        user_id: UserId,
+        lines: Vec<(u64, u64)>,
+    ) -> Result<(), String> {
+        above(&mut self.ids.next_order_id, order_id);
+        self.product(product_id)?
+            .reserve(order_id, user_id, stock_lines(lines))
+            .map_err(|e| e.to_string())
     }
 
     fn user(&mut self, user_id: UserId) -> Result<&mut UserState, String> {

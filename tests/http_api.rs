@@ -852,6 +852,71 @@ async fn paying_an_expired_order_is_order_expired() {
 }
 
 #[tokio::test]
+async fn a_purchase_limit_caps_what_one_user_holds_of_a_product() {
+    let engine = small_engine().await;
+    let api = Api::new(&engine);
+    let admin = api.authorized(helpers::ADMIN_TOKEN);
+    let body = json!({"name": "Sneaker", "category": "fashion", "price": 100, "options": [{"name": "270", "stock": 10}], "purchase_limit": 2});
+    let product = admin.post("/admin/products", body).await;
+    assert_eq!(product.status, StatusCode::CREATED, "{}", product.body);
+    assert_eq!(product.body["purchase_limit"], 2);
+    let id = product.body["id"].as_u64().unwrap();
+    assert_eq!(
+        api.get(&format!("/products/{id}")).await.body["purchase_limit"],
+        2
+    );
+    for zero in [json!(0), json!(-1), json!("2")] {
+        let body = json!({"name": "Bad", "category": "x", "price": 1, "options": [{"name": "A", "stock": 1}], "purchase_limit": zero});
+        let refused = admin.post("/admin/products", body).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{zero}");
+    }
+
+    let order = |user_id: u64, quantity: u64| json!({"user_id": user_id, "items": [{"product_id": id, "quantity": quantity}]});
+    let too_many = api.post("/orders", order(1, 3)).await;
+    assert_eq!(
+        (too_many.status, too_many.code()),
+        (StatusCode::CONFLICT, "PURCHASE_LIMIT_EXCEEDED")
+    );
+    let message = too_many.body["message"].as_str().unwrap().to_string();
+    assert!(message.contains(&format!("product {id}")), "{message}");
+    let first = api.post("/orders", order(1, 1)).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let paid = api
+        .post(
+            &format!("/orders/{}/payment", first.body["order_id"]),
+            json!({"user_id": 1}),
+        )
+        .await;
+    assert_eq!(paid.status, StatusCode::OK);
+    let second = api.post("/orders", order(1, 1)).await;
+    assert_eq!(second.status, StatusCode::CREATED);
+    assert_eq!(
+        api.post("/orders", order(1, 1)).await.code(),
+        "PURCHASE_LIMIT_EXCEEDED"
+    );
+    let cancelled = api
+        .post(
+            &format!("/orders/{}/cancel", second.body["order_id"]),
+            json!({"user_id": 1}),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK);
+    assert_eq!(
+        api.post("/orders", order(1, 1)).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.post("/orders", order(2, 2)).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.get(&format!("/products/{id}")).await.body["options"][0]["stock"],
+        6
+    );
+    helpers::assert_audit_ok(&engine).await;
+}
+
+#[tokio::test]
 async fn admin_numbers_are_bounded_and_never_wrap() {
     let engine = small_engine().await;
     let admin = Api::new(&engine).authorized(helpers::ADMIN_TOKEN);

@@ -19,8 +19,12 @@ use helpers::{EXPIRY, catalog, config, open_in};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+/// The test catalog, with a purchase limit of 6 mugs (product 2) per user, so random orders
+/// meet it and its counts are rebuilt too.
 fn seed() -> EngineState {
-    catalog(20, 100_000, 500, 50)
+    let mut state = catalog(20, 100_000, 500, 50);
+    state.products.get_mut(&2).unwrap().purchase_limit = Some(6);
+    state
 }
 
 fn no_seed() -> Result<EngineState, String> {
@@ -257,6 +261,7 @@ async fn random_operation(engine: &Engine, rng: &mut StdRng, orders: &mut Vec<(u
                         name: "Only".into(),
                         stock: rng.random_range(0..10),
                     }],
+                    purchase_limit: rng.random_bool(0.5).then(|| rng.random_range(1..4)),
                 };
                 drop(engine.create_product(product).await)
             }

@@ -7,7 +7,7 @@ mod helpers;
 use std::time::Duration;
 
 use commerce_engine::EngineError;
-use commerce_engine::engine::OrderLine;
+use commerce_engine::engine::{NewProduct, NewProductOption, OrderLine};
 use commerce_engine::model::OrderStatus;
 use helpers::{assert_audit_ok, catalog, engine, engine_with_expiry, race};
 
@@ -226,6 +226,76 @@ async fn fifty_concurrent_orders_of_one_user_get_exactly_five_pending() {
         engine.place_order(2, line(2, 21, 1)).await.is_ok(),
         "other users are not limited"
     );
+    assert_audit_ok(&engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_orders_of_one_user_never_pass_a_purchase_limit() {
+    let engine = engine(catalog(2, 1_000_000, 500, 5)).await;
+    let limited = NewProduct {
+        name: "Limited".into(),
+        category: "home".into(),
+        price: 100,
+        options: vec![NewProductOption {
+            name: "Only".into(),
+            stock: 100,
+        }],
+        purchase_limit: Some(3),
+    };
+    let product = engine.create_product(limited).await.unwrap();
+    let (product_id, option_id) = (product.id, product.options[0].id);
+    // One unit each: the pending-order limit (5) lets up to five through at a time, the
+    // purchase limit only three in all.
+    let outcomes = race((0..50).map(|_| {
+        let engine = engine.clone();
+        async move { engine.place_order(1, line(product_id, option_id, 1)).await }
+    }))
+    .await;
+    let placed: Vec<u64> = outcomes
+        .iter()
+        .filter_map(|outcome| outcome.as_ref().ok().map(|order| order.order_id))
+        .collect();
+    assert_eq!(placed.len(), 3);
+    for outcome in &outcomes {
+        if let Err(error) = outcome {
+            assert!(
+                matches!(
+                    error,
+                    EngineError::PurchaseLimitExceeded { limit: 3, .. }
+                        | EngineError::TooManyPendingOrders { .. }
+                ),
+                "{error}"
+            );
+        }
+    }
+    assert_eq!(engine.product(product_id).unwrap().options[0].stock, 97);
+    // Paid units still count; cancelled ones come back, to one of ten racing orders.
+    engine.pay(placed[0], 1, None).await.unwrap();
+    assert!(matches!(
+        engine.place_order(1, line(product_id, option_id, 1)).await,
+        Err(EngineError::PurchaseLimitExceeded { held: 3, .. })
+    ));
+    engine.cancel(placed[1], 1).await.unwrap();
+    let again = race((0..10).map(|_| {
+        let engine = engine.clone();
+        async move { engine.place_order(1, line(product_id, option_id, 1)).await }
+    }))
+    .await;
+    assert_eq!(again.iter().filter(|outcome| outcome.is_ok()).count(), 1);
+    // A multi-line order past the limit reserves nothing anywhere.
+    let mut lines = line(2, 21, 1);
+    lines.extend(line(product_id, option_id, 2));
+    assert!(engine.place_order(2, lines.clone()).await.is_ok());
+    assert!(matches!(
+        engine.place_order(2, lines).await,
+        Err(EngineError::PurchaseLimitExceeded {
+            user_id: 2,
+            held: 2,
+            requested: 2,
+            ..
+        })
+    ));
+    assert_eq!(engine.product(2).unwrap().options[0].stock, 99);
     assert_audit_ok(&engine).await;
 }
 

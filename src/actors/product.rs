@@ -2,6 +2,10 @@
 //! `available` (orderable now), `reserved` (held by PENDING orders, per order) and `sold` (PAID).
 //! Stock moves one way per order: reserve -> commit (paid) | release (expired, cancelled).
 //!
+//! A product with a `purchase_limit` also counts, per user, the units its PENDING and PAID
+//! orders hold (`bought`). The count moves with the reservation, in the same message, so two
+//! concurrent orders of one user can never pass the limit together.
+//!
 //! After every change the actor publishes its available counts to a `StockBoard` (atomics the
 //! directory shares), so product listings read stock without a message per product. The board
 //! is written only here; readers may see a value a moment old, never a torn one.
@@ -15,7 +19,7 @@ use thiserror::Error;
 
 use crate::actors::Recorder;
 use crate::journal::Record;
-use crate::model::{MAX_EXACT_INTEGER, OptionId, OrderId, ProductId, Won};
+use crate::model::{MAX_EXACT_INTEGER, OptionId, OrderId, ProductId, UserId, Won};
 
 /// A product's business failure, carried in the reply.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -38,6 +42,16 @@ pub enum StockError {
         "restocking {quantity} would take option {option_id}'s stock past the limit of {MAX_STOCK}"
     )]
     StockLimitExceeded { option_id: OptionId, quantity: u64 },
+    #[error(
+        "product {product_id} allows {limit} units per user: user {user_id} holds {held} in pending and paid orders and asked for {requested}"
+    )]
+    PurchaseLimitExceeded {
+        product_id: ProductId,
+        user_id: UserId,
+        limit: u64,
+        held: u64,
+        requested: u64,
+    },
 }
 
 /// The most stock an option may ever hold (initial plus restocked). Keeps every stock sum far
@@ -64,6 +78,21 @@ pub struct OptionStock {
     pub sold: u64,
 }
 
+/// What one PENDING order holds of a product.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reservation {
+    /// The buyer (0 in reservations recorded before purchase limits existed; such products
+    /// have no limit).
+    pub user_id: UserId,
+    pub lines: Vec<StockLine>,
+}
+
+impl Reservation {
+    fn units(&self) -> u64 {
+        self.lines.iter().map(|line| line.quantity).sum()
+    }
+}
+
 /// Everything a product actor owns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProductState {
@@ -72,8 +101,13 @@ pub struct ProductState {
     pub category: String,
     pub price: Won,
     pub options: Vec<OptionStock>,
+    /// Units one user may hold in PENDING and PAID orders together; `None`: no limit.
+    pub purchase_limit: Option<u64>,
     /// What each PENDING order holds here.
-    pub reservations: BTreeMap<OrderId, Vec<StockLine>>,
+    pub reservations: BTreeMap<OrderId, Reservation>,
+    /// With a purchase limit: units each user holds in PENDING and PAID orders (users holding
+    /// none are absent). Empty without a limit.
+    pub bought: BTreeMap<UserId, u64>,
 }
 
 impl ProductState {
@@ -87,8 +121,29 @@ impl ProductState {
             })
     }
 
-    /// Reserves every line for `order_id`, or nothing: all lines are checked before any moves.
-    pub fn reserve(&mut self, order_id: OrderId, lines: Vec<StockLine>) -> Result<(), StockError> {
+    /// Reserves every line for `order_id` of `user_id`, or nothing: the purchase limit and
+    /// every line are checked before anything moves.
+    pub fn reserve(
+        &mut self,
+        order_id: OrderId,
+        user_id: UserId,
+        lines: Vec<StockLine>,
+    ) -> Result<(), StockError> {
+        let requested = lines
+            .iter()
+            .fold(0u64, |sum, line| sum.saturating_add(line.quantity));
+        if let Some(limit) = self.purchase_limit {
+            let held = self.bought.get(&user_id).copied().unwrap_or(0);
+            if held.saturating_add(requested) > limit {
+                return Err(StockError::PurchaseLimitExceeded {
+                    product_id: self.id,
+                    user_id,
+                    limit,
+                    held,
+                    requested,
+                });
+            }
+        }
         let mut indexes = Vec::with_capacity(lines.len());
         for line in &lines {
             let index = self.option_index(line.option_id)?;
@@ -108,26 +163,49 @@ impl ProductState {
             option.available -= line.quantity;
             option.reserved += line.quantity;
         }
-        self.reservations.entry(order_id).or_default().extend(lines);
+        if self.purchase_limit.is_some() {
+            *self.bought.entry(user_id).or_default() += requested;
+        }
+        let reservation = self.reservations.entry(order_id).or_insert(Reservation {
+            user_id,
+            lines: Vec::new(),
+        });
+        reservation.lines.extend(lines);
         Ok(())
     }
 
-    /// Turns the order's reservation into sold stock. Returns false if it holds none here.
+    /// Turns the order's reservation into sold stock (its units keep counting against the
+    /// purchase limit). Returns false if it holds none here.
     pub fn commit(&mut self, order_id: OrderId) -> bool {
         self.settle(order_id, |option, quantity| option.sold += quantity)
+            .is_some()
     }
 
-    /// Returns the order's reservation to available stock. Returns false if it holds none, so
-    /// a second release (timer and cancel racing, a replayed message) restores nothing twice.
+    /// Returns the order's reservation to available stock, and its units to the buyer's
+    /// purchase limit. Returns false if it holds none, so a second release (timer and cancel
+    /// racing, a replayed message) restores nothing twice.
     pub fn release(&mut self, order_id: OrderId) -> bool {
-        self.settle(order_id, |option, quantity| option.available += quantity)
-    }
-
-    fn settle(&mut self, order_id: OrderId, apply: impl Fn(&mut OptionStock, u64)) -> bool {
-        let Some(lines) = self.reservations.remove(&order_id) else {
+        let Some(reservation) =
+            self.settle(order_id, |option, quantity| option.available += quantity)
+        else {
             return false;
         };
-        for line in lines {
+        if let Some(held) = self.bought.get_mut(&reservation.user_id) {
+            *held = held.saturating_sub(reservation.units());
+            if *held == 0 {
+                self.bought.remove(&reservation.user_id);
+            }
+        }
+        true
+    }
+
+    fn settle(
+        &mut self,
+        order_id: OrderId,
+        apply: impl Fn(&mut OptionStock, u64),
+    ) -> Option<Reservation> {
+        let reservation = self.reservations.remove(&order_id)?;
+        for line in &reservation.lines {
             let option = self
                 .options
                 .iter_mut()
@@ -136,7 +214,7 @@ impl ProductState {
             option.reserved -= line.quantity;
             apply(option, line.quantity);
         }
-        true
+        Some(reservation)
     }
 
     /// Adds `quantity` to an option, unless its total stock would pass `MAX_STOCK`.
@@ -183,10 +261,12 @@ impl StockBoard {
 
 /// The product actor's whole API.
 pub enum ProductMessage {
-    /// Reserves `lines` for `order_id`, all or nothing. Replies `OutOfStock` naming the first
-    /// short line (reserving nothing), or `OptionNotFound`.
+    /// Reserves `lines` for `order_id` of `user_id`, all or nothing. Replies
+    /// `PurchaseLimitExceeded`, `OutOfStock` naming the first short line (reserving nothing),
+    /// or `OptionNotFound`.
     Reserve {
         order_id: OrderId,
+        user_id: UserId,
         lines: Vec<StockLine>,
         reply: RpcReplyPort<Result<(), StockError>>,
     },
@@ -236,15 +316,17 @@ impl Actor for ProductActor {
         match message {
             ProductMessage::Reserve {
                 order_id,
+                user_id,
                 lines,
                 reply,
             } => {
                 let recorded = lines.iter().map(|l| (l.option_id, l.quantity)).collect();
-                let result = state.reserve(order_id, lines);
+                let result = state.reserve(order_id, user_id, lines);
                 if result.is_ok() {
-                    self.recorder.record(|| Record::Reserved {
+                    self.recorder.record(|| Record::ReservedFor {
                         product_id: state.id,
                         order_id,
+                        user_id,
                         lines: recorded,
                     });
                 }
@@ -318,7 +400,9 @@ mod tests {
             category: "electronics".into(),
             price: 50_000,
             options: vec![option(10, 5), option(11, 2)],
+            purchase_limit: None,
             reservations: BTreeMap::new(),
+            bought: BTreeMap::new(),
         }
     }
 
@@ -338,7 +422,7 @@ mod tests {
     #[test]
     fn reserve_moves_available_to_reserved() {
         let mut state = product();
-        state.reserve(7, vec![line(10, 3), line(11, 2)]).unwrap();
+        state.reserve(7, 1, vec![line(10, 3), line(11, 2)]).unwrap();
         assert_eq!(state.options[0].available, 2);
         assert_eq!(state.options[0].reserved, 3);
         assert_eq!(state.options[1].available, 0);
@@ -349,7 +433,7 @@ mod tests {
     fn reserve_is_all_or_nothing() {
         let mut state = product();
         let error = state
-            .reserve(7, vec![line(10, 1), line(11, 3)])
+            .reserve(7, 1, vec![line(10, 1), line(11, 3)])
             .unwrap_err();
         assert_eq!(
             error,
@@ -366,7 +450,7 @@ mod tests {
     #[test]
     fn reserving_an_unknown_option_fails() {
         let mut state = product();
-        let error = state.reserve(7, vec![line(99, 1)]).unwrap_err();
+        let error = state.reserve(7, 1, vec![line(99, 1)]).unwrap_err();
         assert!(matches!(
             error,
             StockError::OptionNotFound { option_id: 99, .. }
@@ -376,7 +460,7 @@ mod tests {
     #[test]
     fn commit_makes_the_reservation_sold() {
         let mut state = product();
-        state.reserve(7, vec![line(10, 3)]).unwrap();
+        state.reserve(7, 1, vec![line(10, 3)]).unwrap();
         assert!(state.commit(7));
         assert_eq!((state.options[0].reserved, state.options[0].sold), (0, 3));
         assert!(!state.commit(7), "a second commit finds nothing");
@@ -388,12 +472,47 @@ mod tests {
     #[test]
     fn release_restores_stock_exactly_once() {
         let mut state = product();
-        state.reserve(7, vec![line(10, 3)]).unwrap();
+        state.reserve(7, 1, vec![line(10, 3)]).unwrap();
         assert!(state.release(7));
         assert!(!state.release(7));
         assert_eq!(state.options[0].available, 5);
         assert_eq!(state.options[0].reserved, 0);
         assert!(conserved(&state));
+    }
+
+    #[test]
+    fn the_purchase_limit_counts_pending_and_paid_units_per_user() {
+        let mut state = product();
+        state.purchase_limit = Some(3);
+        state.reserve(1, 1, vec![line(10, 2)]).unwrap();
+        let before = state.clone();
+        assert_eq!(
+            state.reserve(2, 1, vec![line(10, 1), line(11, 1)]),
+            Err(StockError::PurchaseLimitExceeded {
+                product_id: 1,
+                user_id: 1,
+                limit: 3,
+                held: 2,
+                requested: 2
+            })
+        );
+        assert_eq!(state, before, "a refused reservation changes nothing");
+        state.reserve(3, 2, vec![line(10, 3)]).unwrap();
+        assert!(state.commit(1), "paid units still count");
+        assert!(state.reserve(4, 1, vec![line(11, 2)]).is_err());
+        state.reserve(5, 1, vec![line(11, 1)]).unwrap();
+        assert!(state.release(5), "released units count no more");
+        assert_eq!(state.bought, BTreeMap::from([(1, 2), (2, 3)]));
+        assert!(state.release(3));
+        assert_eq!(state.bought, BTreeMap::from([(1, 2)]));
+        assert!(conserved(&state));
+    }
+
+    #[test]
+    fn without_a_limit_nothing_is_counted() {
+        let mut state = product();
+        state.reserve(1, 1, vec![line(10, 5)]).unwrap();
+        assert!(state.bought.is_empty());
     }
 
     #[test]
@@ -436,6 +555,7 @@ mod tests {
         let (product, handle) = Actor::spawn(None, actor, state).await.unwrap();
         let reply = ractor::call!(product, |reply| ProductMessage::Reserve {
             order_id: 1,
+            user_id: 1,
             lines: vec![line(10, 4)],
             reply
         })

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::actors::coupon::CouponState;
-use crate::actors::product::{OptionStock, ProductState, StockLine};
+use crate::actors::product::{OptionStock, ProductState, Reservation, StockLine};
 use crate::actors::user::UserState;
 use crate::model::{Discount, OrderItem, UserCoupon};
 
@@ -78,13 +78,18 @@ fn consistent() -> EngineState {
             reserved: 2,
             sold: 3,
         }],
+        purchase_limit: None,
         reservations: BTreeMap::from([(
             1,
-            vec![StockLine {
-                option_id: 11,
-                quantity: 2,
-            }],
+            Reservation {
+                user_id: 1,
+                lines: vec![StockLine {
+                    option_id: 11,
+                    quantity: 2,
+                }],
+            },
         )]),
+        bought: BTreeMap::new(),
     };
     let mut coupon = CouponState::new(
         7,
@@ -121,6 +126,28 @@ fn a_consistent_state_passes_every_check() {
     let report = audit(&consistent(), NOW);
     assert!(report.ok, "{report:#?}");
     assert_eq!(report.checks.len(), 6);
+}
+
+#[test]
+fn purchase_counts_that_disagree_with_the_orders_or_pass_the_limit_are_caught() {
+    let mut state = consistent();
+    // Order 1 (PENDING, 2 units) and order 2 (PAID) are user 1's, both of product 1.
+    let product = state.products.get_mut(&1).unwrap();
+    product.purchase_limit = Some(10);
+    assert_eq!(failing(&state), ["stock_conservation"], "nothing counted");
+    let units: u64 = state.users[&1]
+        .orders
+        .values()
+        .filter(|order| matches!(order.status, OrderStatus::Pending | OrderStatus::Paid))
+        .flat_map(|order| &order.items)
+        .filter(|item| item.product_id == 1)
+        .map(|item| u64::from(item.quantity))
+        .sum();
+    let product = state.products.get_mut(&1).unwrap();
+    product.bought.insert(1, units);
+    assert!(audit(&state, NOW).ok, "counted as the orders hold");
+    state.products.get_mut(&1).unwrap().purchase_limit = Some(units - 1);
+    assert_eq!(failing(&state), ["stock_conservation"], "over the limit");
 }
 
 #[test]
@@ -201,7 +228,7 @@ fn an_expired_order_still_holding_stock_is_caught() {
         .get_mut(&1)
         .unwrap()
         .reservations
-        .insert(3, lines);
+        .insert(3, Reservation { user_id: 1, lines });
     state.products.get_mut(&1).unwrap().options[0].reserved += 1;
     state.products.get_mut(&1).unwrap().options[0].available -= 1;
     let failures = failing(&state);

@@ -15,7 +15,7 @@ use crate::journal::Record;
 use crate::model::{
     CouponView, Discount, MAX_EXACT_INTEGER, OptionId, ProductId, ProductView, UserId, Won,
 };
-use crate::snapshot::model::{CouponV1, ProductV1};
+use crate::snapshot::model::{CouponV1, ProductV2};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ProductSort {
@@ -77,6 +77,8 @@ pub struct NewProduct {
     pub category: String,
     pub price: Won,
     pub options: Vec<NewProductOption>,
+    /// Units one user may hold in PENDING and PAID orders; `None`: no limit.
+    pub purchase_limit: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -275,6 +277,14 @@ impl Engine {
                 "price must be at most {MAX_EXACT_INTEGER}"
             )));
         }
+        if new
+            .purchase_limit
+            .is_some_and(|limit| limit == 0 || limit > MAX_EXACT_INTEGER)
+        {
+            return Err(invalid(format!(
+                "purchase_limit must be 1 to {MAX_EXACT_INTEGER} (leave it out for no limit)"
+            )));
+        }
         if let Some(option) = new.options.iter().find(|o| o.stock > MAX_STOCK) {
             return Err(invalid(format!(
                 "option `{}`: stock must be at most {MAX_STOCK}",
@@ -302,10 +312,12 @@ impl Engine {
             category: new.category,
             price: new.price,
             options,
+            purchase_limit: new.purchase_limit,
             reservations: Default::default(),
+            bought: Default::default(),
         };
-        self.links().recorder.record(|| Record::ProductCreated {
-            product: ProductV1::from_state(&state),
+        self.links().recorder.record(|| Record::ProductCreatedV2 {
+            product: ProductV2::from_state(&state),
         });
         let view = self.spawn_product(state).await?.view();
         self.once_durable(Ok(view)).await

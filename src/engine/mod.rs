@@ -224,11 +224,12 @@ impl Engine {
 
     async fn spawn_product(&self, state: ProductState) -> Result<Arc<ProductEntry>, EngineError> {
         let board = Arc::new(StockBoard::new(&state));
-        let (id, name, category, price) = (
+        let (id, name, category, price, purchase_limit) = (
             state.id,
             state.name.clone(),
             state.category.clone(),
             state.price,
+            state.purchase_limit,
         );
         let options = state
             .options
@@ -248,6 +249,7 @@ impl Engine {
             name,
             category,
             price,
+            purchase_limit,
             options,
             board,
         };

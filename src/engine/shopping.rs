@@ -145,7 +145,7 @@ impl Engine {
             None => return Err(EngineError::UserNotFound(user_id)),
         }
         let order_id = self.next_order_id();
-        if let Err(refused) = self.reserve_all(order_id, &resolved).await {
+        if let Err(refused) = self.reserve_all(order_id, user_id, &resolved).await {
             self.directory().release_pending_slot(user_id);
             drop(admitted);
             // The refusal may rest on reservations others just made: answer once they are durable.
@@ -204,6 +204,7 @@ impl Engine {
     async fn reserve_all(
         &self,
         order_id: OrderId,
+        user_id: UserId,
         lines: &[ResolvedLine<'_>],
     ) -> Result<(), EngineError> {
         let mut by_product: BTreeMap<ProductId, (&ProductEntry, Vec<StockLine>)> = BTreeMap::new();
@@ -223,6 +224,7 @@ impl Engine {
             let outcome = self
                 .ask(&product.actor, |reply| ProductMessage::Reserve {
                     order_id,
+                    user_id,
                     lines: stock_lines,
                     reply,
                 })

@@ -152,6 +152,7 @@ pub fn status_and_code(error: &EngineError) -> (StatusCode, &'static str) {
         BalanceLimitExceeded { .. } => (StatusCode::CONFLICT, "BALANCE_LIMIT_EXCEEDED"),
         OutOfStock { .. } => (StatusCode::CONFLICT, "OUT_OF_STOCK"),
         TooManyPendingOrders { .. } => (StatusCode::CONFLICT, "TOO_MANY_PENDING_ORDERS"),
+        PurchaseLimitExceeded { .. } => (StatusCode::CONFLICT, "PURCHASE_LIMIT_EXCEEDED"),
         CouponAlreadyIssued { .. } => (StatusCode::CONFLICT, "COUPON_ALREADY_ISSUED"),
         CouponSoldOut(_) => (StatusCode::CONFLICT, "COUPON_SOLD_OUT"),
         CouponExpired(_) => (StatusCode::CONFLICT, "COUPON_EXPIRED"),

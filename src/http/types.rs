@@ -96,6 +96,9 @@ pub struct CreateProductRequest {
     pub category: String,
     pub price: Won,
     pub options: Vec<Object<CreateOptionRequest>>,
+    /// Units per user; absent or null: no limit.
+    #[serde(default)]
+    pub purchase_limit: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -111,6 +114,7 @@ impl From<CreateProductRequest> for NewProduct {
             name: request.name,
             category: request.category,
             price: request.price,
+            purchase_limit: request.purchase_limit,
             options: request
                 .options
                 .into_iter()

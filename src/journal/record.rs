@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::snapshot::model::{CouponV1, OrderV1, ProductV1};
+use crate::snapshot::model::{CouponV1, OrderV1, ProductV1, ProductV2};
 
 /// What happened. Ids are those of the entities changed; times are Unix milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,9 +41,10 @@ pub enum Record {
         order_id: u64,
         at: u64,
     },
-    /// An admin created a product.
+    /// An admin created a product (written before purchase limits existed).
     ProductCreated { product: ProductV1 },
-    /// A product reserved stock for an order: `lines` are (option id, quantity).
+    /// A product reserved stock for an order: `lines` are (option id, quantity). Written
+    /// before purchase limits existed; the buyer is unknown and counts as user 0.
     Reserved {
         product_id: u64,
         order_id: u64,
@@ -73,4 +74,14 @@ pub enum Record {
     /// Order ids below `below` may be in use: recovery never gives them again, even the ids
     /// of placements that were refused or cut short by a crash.
     OrderIdsTaken { below: u64 },
+    /// An admin created a product (with its purchase limit); replaces `ProductCreated`.
+    ProductCreatedV2 { product: ProductV2 },
+    /// A product reserved stock for an order of `user_id` (whose purchase-limit count grows
+    /// with it); replaces `Reserved`.
+    ReservedFor {
+        product_id: u64,
+        order_id: u64,
+        user_id: u64,
+        lines: Vec<(u64, u64)>,
+    },
 }

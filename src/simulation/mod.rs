@@ -145,6 +145,8 @@ pub fn embedded_catalog(options: &Options, seed: u64) -> Seed {
                     }
                 })
                 .collect(),
+            // Every fourth product is limited, so buyers also meet PURCHASE_LIMIT_EXCEEDED.
+            purchase_limit: (id % 4 == 0).then_some(5),
         })
         .collect();
     let coupons = (1..=options.coupons)

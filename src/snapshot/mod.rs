@@ -16,18 +16,20 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic "CMRCSNAP"
-//!      8     4  format version, u32 little-endian (2; version 1 is still read)
+//!      8     4  format version, u32 little-endian (3; versions 1 and 2 are still read)
 //!     12     4  reserved, zero
 //!     16     8  sequence, u64 LE (also in the file name; increases by one per snapshot)
 //!     24     8  journal position, u64 LE: the last journal record the state includes
 //!     32     8  body length in bytes, u64 LE
 //!     40     4  CRC-32 of the body, u32 LE
 //!     44     4  CRC-32 of bytes 0..44 (the header), u32 LE
-//!     48     …  body: `model::SnapshotV1`, bincode 2 standard encoding (`src/codec.rs`)
+//!     48     …  body: `model::SnapshotV3`, bincode 2 standard encoding (`src/codec.rs`)
 //! ```
 //!
-//! Version 1 (written before the journal existed) has a 40-byte header without the journal
-//! position (bytes 24..40 hold length, body CRC and header CRC); its position is 0.
+//! Version 2 has the same header and a `model::SnapshotV1` body (products without purchase
+//! limits). Version 1 (written before the journal existed) has a 40-byte header without the
+//! journal position (bytes 24..40 hold length, body CRC and header CRC), its position is 0,
+//! and a `SnapshotV1` body.
 //!
 //! **Crash safety.** Written to `.snapshot-<sequence>.tmp`, fsynced, renamed over the final
 //! name, then the directory is fsynced; the newest `snapshot.keep` files are kept. A crash at
@@ -47,10 +49,10 @@ use crate::audit::audit;
 use crate::clock::Timestamp;
 use crate::codec;
 use crate::state::EngineState;
-use model::SnapshotV1;
+use model::{SnapshotV1, SnapshotV3};
 
 pub const MAGIC: [u8; 8] = *b"CMRCSNAP";
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 pub const HEADER_LEN: usize = 48;
 /// The header of a version-1 file.
 const V1_HEADER_LEN: usize = 40;
@@ -145,7 +147,7 @@ pub fn encode_file(
     taken_at: Timestamp,
     state: &EngineState,
 ) -> Result<Vec<u8>, SnapshotError> {
-    let body = codec::encode(&SnapshotV1::from_state(sequence, taken_at, state))
+    let body = codec::encode(&SnapshotV3::from_state(sequence, taken_at, state))
         .map_err(SnapshotError::Encode)?;
     let mut file = Vec::with_capacity(HEADER_LEN + body.len());
     file.extend_from_slice(&MAGIC);
@@ -186,11 +188,11 @@ pub fn decode_header(bytes: &[u8]) -> Result<Header, String> {
     let version = le_u32(bytes, 8);
     let (length, position, fields) = match version {
         1 => (V1_HEADER_LEN, 0, 24),
-        2 if bytes.len() >= HEADER_LEN => (HEADER_LEN, le_u64(bytes, 24), 32),
-        2 => return Err("truncated: shorter than its header".into()),
+        2 | 3 if bytes.len() >= HEADER_LEN => (HEADER_LEN, le_u64(bytes, 24), 32),
+        2 | 3 => return Err("truncated: shorter than its header".into()),
         _ => {
             return Err(format!(
-                "format version {version}, but this build reads versions 1 and {FORMAT_VERSION}"
+                "format version {version}, but this build reads versions 1 to {FORMAT_VERSION}"
             ));
         }
     };
@@ -221,8 +223,13 @@ pub fn decode_file(bytes: &[u8]) -> Result<Loaded, String> {
     if crc32fast::hash(body) != header.body_crc {
         return Err("body checksum mismatch".into());
     }
-    let snapshot: SnapshotV1 =
-        codec::decode(body).map_err(|error| format!("undecodable body: {error}"))?;
+    let undecodable = |error| format!("undecodable body: {error}");
+    let snapshot: SnapshotV3 = match header.version {
+        1 | 2 => codec::decode::<SnapshotV1>(body)
+            .map_err(undecodable)?
+            .into(),
+        _ => codec::decode(body).map_err(undecodable)?,
+    };
     let (sequence, taken_at) = (snapshot.sequence, Timestamp(snapshot.taken_at));
     if sequence != header.sequence {
         return Err("the body's sequence differs from the header's".into());

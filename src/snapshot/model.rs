@@ -1,7 +1,8 @@
-//! The on-disk model of snapshot bodies (format versions 1 and 2 share it; journal records
-//! reuse its order, product and coupon types). These types are written to disk and must keep
-//! decoding forever: never change them. A new format gets new types (`SnapshotV2`, ...) and a
-//! conversion from the old ones. They are separate from the actor state types on purpose, so
+//! The on-disk model of snapshot bodies (format versions 1 and 2 share `SnapshotV1`; version 3
+//! is `SnapshotV3`, which adds purchase limits to products; journal records reuse the order,
+//! product and coupon types). These types are written to disk and must keep decoding forever:
+//! never change them. A new format gets new types and a conversion from the old ones; only
+//! the newest converts to and from the state. They are separate from the actor state types on purpose, so
 //! refactoring an actor never breaks an old snapshot; `tests/fixtures/snapshot-v1.bin` proves it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::actors::coupon::CouponState;
 use crate::actors::data_platform::DataPlatformState;
-use crate::actors::product::{OptionStock, ProductState, StockLine};
+use crate::actors::product::{OptionStock, ProductState, Reservation, StockLine};
 use crate::actors::sales::SalesState;
 use crate::actors::user::UserState;
 use crate::clock::Timestamp;
@@ -25,6 +26,23 @@ pub struct SnapshotV1 {
     pub ids: IdsV1,
     pub users: Vec<UserV1>,
     pub products: Vec<ProductV1>,
+    pub coupons: Vec<CouponV1>,
+    /// (UTC day, product id, quantity sold).
+    pub daily_sales: Vec<(u64, u64, u64)>,
+    pub undelivered: Vec<OrderPaidV1>,
+    pub delivered: u64,
+    pub failed_attempts: u64,
+}
+
+/// Format version 3: version 1 with `ProductV2`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotV3 {
+    pub sequence: u64,
+    /// Unix milliseconds when the state was read.
+    pub taken_at: u64,
+    pub ids: IdsV1,
+    pub users: Vec<UserV1>,
+    pub products: Vec<ProductV2>,
     pub coupons: Vec<CouponV1>,
     /// (UTC day, product id, quantity sold).
     pub daily_sales: Vec<(u64, u64, u64)>,
@@ -114,6 +132,30 @@ pub struct ProductV1 {
     pub reservations: Vec<(u64, Vec<(u64, u64)>)>,
 }
 
+/// A product with its purchase limit and who holds how much of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductV2 {
+    pub id: u64,
+    pub name: String,
+    pub category: String,
+    pub price: u64,
+    pub options: Vec<OptionV1>,
+    /// Units one user may hold in PENDING and PAID orders; `None`: no limit.
+    pub purchase_limit: Option<u64>,
+    /// Every PENDING order holding stock here.
+    pub reservations: Vec<ReservationV2>,
+    /// (user id, units held in PENDING and PAID orders), under a purchase limit.
+    pub bought: Vec<(u64, u64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationV2 {
+    pub order_id: u64,
+    pub user_id: u64,
+    /// (option id, quantity).
+    pub lines: Vec<(u64, u64)>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OptionV1 {
     pub id: u64,
@@ -150,10 +192,10 @@ pub struct OrderPaidV1 {
 
 // ---- engine state -> disk ----
 
-impl SnapshotV1 {
-    pub fn from_state(sequence: u64, taken_at: Timestamp, state: &EngineState) -> SnapshotV1 {
+impl SnapshotV3 {
+    pub fn from_state(sequence: u64, taken_at: Timestamp, state: &EngineState) -> SnapshotV3 {
         let ids = &state.ids;
-        SnapshotV1 {
+        SnapshotV3 {
             sequence,
             taken_at: taken_at.0,
             ids: IdsV1 {
@@ -164,7 +206,7 @@ impl SnapshotV1 {
                 next_order_id: ids.next_order_id,
             },
             users: state.users.values().map(UserV1::from_state).collect(),
-            products: state.products.values().map(ProductV1::from_state).collect(),
+            products: state.products.values().map(ProductV2::from_state).collect(),
             coupons: state.coupons.values().map(CouponV1::from_state).collect(),
             daily_sales: state
                 .sales
@@ -401,9 +443,62 @@ pub fn stock_lines(lines: Vec<(u64, u64)>) -> Vec<StockLine> {
         .collect()
 }
 
-impl ProductV1 {
-    pub fn from_state(product: &ProductState) -> ProductV1 {
-        ProductV1 {
+impl From<ProductV1> for ProductV2 {
+    /// Before purchase limits: no limit, and reservations of an unknown buyer (user 0; a
+    /// snapshot knows better, see `SnapshotV3::from`).
+    fn from(product: ProductV1) -> ProductV2 {
+        ProductV2 {
+            id: product.id,
+            name: product.name,
+            category: product.category,
+            price: product.price,
+            options: product.options,
+            purchase_limit: None,
+            reservations: product
+                .reservations
+                .into_iter()
+                .map(|(order_id, lines)| ReservationV2 {
+                    order_id,
+                    user_id: 0,
+                    lines,
+                })
+                .collect(),
+            bought: Vec::new(),
+        }
+    }
+}
+
+impl From<SnapshotV1> for SnapshotV3 {
+    /// Each reservation's buyer is the owner of its order.
+    fn from(snapshot: SnapshotV1) -> SnapshotV3 {
+        let buyers: BTreeMap<u64, u64> = snapshot
+            .users
+            .iter()
+            .flat_map(|user| user.orders.iter().map(|order| (order.order_id, user.id)))
+            .collect();
+        let mut products: Vec<ProductV2> =
+            snapshot.products.into_iter().map(ProductV2::from).collect();
+        for reservation in products.iter_mut().flat_map(|p| &mut p.reservations) {
+            reservation.user_id = buyers.get(&reservation.order_id).copied().unwrap_or(0);
+        }
+        SnapshotV3 {
+            sequence: snapshot.sequence,
+            taken_at: snapshot.taken_at,
+            ids: snapshot.ids,
+            users: snapshot.users,
+            products,
+            coupons: snapshot.coupons,
+            daily_sales: snapshot.daily_sales,
+            undelivered: snapshot.undelivered,
+            delivered: snapshot.delivered,
+            failed_attempts: snapshot.failed_attempts,
+        }
+    }
+}
+
+impl ProductV2 {
+    pub fn from_state(product: &ProductState) -> ProductV2 {
+        ProductV2 {
             id: product.id,
             name: product.name.clone(),
             category: product.category.clone(),
@@ -421,15 +516,24 @@ impl ProductV1 {
                     sold: o.sold,
                 })
                 .collect(),
+            purchase_limit: product.purchase_limit,
             reservations: product
                 .reservations
                 .iter()
-                .map(|(&order_id, lines)| {
-                    (
-                        order_id,
-                        lines.iter().map(|l| (l.option_id, l.quantity)).collect(),
-                    )
+                .map(|(&order_id, reservation)| ReservationV2 {
+                    order_id,
+                    user_id: reservation.user_id,
+                    lines: reservation
+                        .lines
+                        .iter()
+                        .map(|l| (l.option_id, l.quantity))
+                        .collect(),
                 })
+                .collect(),
+            bought: product
+                .bought
+                .iter()
+                .map(|(&user, &units)| (user, units))
                 .collect(),
         }
     }
@@ -453,11 +557,17 @@ impl ProductV1 {
                     sold: o.sold,
                 })
                 .collect(),
+            purchase_limit: self.purchase_limit,
             reservations: self
                 .reservations
                 .into_iter()
-                .map(|(order_id, lines)| (order_id, stock_lines(lines)))
+                .map(|reservation| {
+                    let lines = stock_lines(reservation.lines);
+                    let user_id = reservation.user_id;
+                    (reservation.order_id, Reservation { user_id, lines })
+                })
                 .collect::<BTreeMap<_, _>>(),
+            bought: self.bought.into_iter().collect(),
         }
     }
 }

@@ -23,6 +23,7 @@ fn state(users: u64) -> EngineState {
                 name: "White".into(),
                 stock: 5,
             }],
+            purchase_limit: Some(2),
         }],
         coupons: vec![],
     }
@@ -61,7 +62,7 @@ fn every_kind_of_damage_is_named() {
     let mut magic = good.clone();
     magic[0] = b'X';
     let mut future = good.clone();
-    future[8..12].copy_from_slice(&3u32.to_le_bytes());
+    future[8..12].copy_from_slice(&4u32.to_le_bytes());
     reseal_header(&mut future);
     let mut header = good.clone();
     header[20] ^= 1;
@@ -75,7 +76,7 @@ fn every_kind_of_damage_is_named() {
         ),
         ("flipped body byte", flipped, "body checksum"),
         ("wrong magic", magic, "magic"),
-        ("future version", future, "version 3"),
+        ("future version", future, "version 4"),
         ("damaged header", header, "header checksum"),
     ];
     for (case, bytes, expected) in cases {
@@ -99,9 +100,10 @@ fn an_inconsistent_state_fails_its_check_on_both_sides_of_the_disk() {
 fn a_state_that_ends_mid_placement_is_checked_as_recovery_would_finish_it() {
     use crate::journal::Record;
     let mut midway = state(1);
-    let reserved = Record::Reserved {
+    let reserved = Record::ReservedFor {
         product_id: 1,
         order_id: 9,
+        user_id: 1,
         lines: vec![(11, 2)],
     };
     midway.apply(reserved).unwrap();

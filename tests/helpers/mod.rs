@@ -41,6 +41,7 @@ pub fn catalog(users: u64, balance: u64, stock: u64, coupons: u64) -> EngineStat
         category: category.into(),
         price,
         options,
+        purchase_limit: None,
     };
     let coupon = |id, name: &str, discount, quantity, expires_at| SeedCoupon {
         id,
