@@ -29,7 +29,7 @@
 //! `OrderCancelled` and `OrderExpired` decide what happened to an order. A payment is one
 //! record (debit, coupon use, PAID; replay also adds the sale to the statistics and queues the
 //! order for the data platform), and so is a coupon issue (the unit and the user's coupon).
-//! Only stock is recorded where it moves, by its product: `Reserved` before the order is
+//! Only stock is recorded where it moves, by its product: `ReservedFor` (which also counts the buyer's units against a purchase limit) before the order is
 //! placed, `Committed` / `Released` after the buyer paid / expired / cancelled (or after a
 //! placement failed on another product). A crash can cut those apart; recovery then finishes
 //! them (`EngineState::unfinished`): stock reserved for an order no buyer has is released (the
@@ -83,7 +83,7 @@
 //! | mid-write of a batch | a torn tail in the last segment | cut at the last whole record, logged; none of the torn records was acknowledged |
 //! | (no crash) | zeros after the last record | the end of the journal |
 //! | a flipped byte, good records after it | damage | start refused, with file and offset; `--ignore-unreadable-snapshots` keeps what comes before it and sets the rest aside (`.corrupt`) |
-//! | during a multi-product placement | some `Reserved`, no `OrderPlaced` | those reservations are released |
+//! | during a multi-product placement | some `ReservedFor`, no `OrderPlaced` | those reservations are released |
 //! | between `OrderPaid` and a product's `Committed` | PAID order holding stock | committed |
 //! | between `OrderExpired`/`OrderCancelled` and `Released` | ended order holding stock | released |
 //! | between `CouponIssued` and the user's copy | one record | replayed whole |
