@@ -29,8 +29,8 @@
 //! `OrderCancelled` and `OrderExpired` decide what happened to an order. A payment is one
 //! record (debit, coupon use, PAID; replay also adds the sale to the statistics and queues the
 //! order for the data platform), and so is a coupon issue (the unit and the user's coupon).
-//! Only stock is recorded where it moves, by its product: `ReservedFor` (which also counts the buyer's units against a purchase limit) before the order is
-//! placed, `Committed` / `Released` after the buyer paid / expired / cancelled (or after a
+//! Only stock is recorded where it moves, by its product: `ReservedFor` (which also counts
+//! the buyer's units against a purchase limit) before the order is placed, `Committed` / `Released` after the buyer paid / expired / cancelled (or after a
 //! placement failed on another product). A crash can cut those apart; recovery then finishes
 //! them (`EngineState::unfinished`): stock reserved for an order no buyer has is released (the
 //! placement never finished, its client never got a reply, and the reservation was visible
