@@ -12,8 +12,9 @@ use commerce_engine::clock::Clock;
 use commerce_engine::config::{AuthMode, Limits, Settings};
 use commerce_engine::engine::OrderLine;
 use commerce_engine::model::{CouponView, OrderStatus, ProductView};
+use commerce_engine::simulation::report::Kind;
 use commerce_engine::simulation::shop::{Outcome, Shop};
-use commerce_engine::simulation::{self, Options};
+use commerce_engine::simulation::{self, Options, Scenario};
 use commerce_engine::{Engine, EngineConfig};
 
 fn small(seed: u64) -> Options {
@@ -157,11 +158,13 @@ fn the_binary_reports_and_exits_zero() {
         String::from_utf8_lossy(&output.stderr)
     );
     for expected in [
-        "ops/s",
+        "goodput: ",
+        "payments/s",
+        "refused: ",
         "p99 us",
         "outcomes:",
         "ALL INVARIANTS HOLD",
-        "rerun: cargo run --release --bin simulate -- --seed 5",
+        "rerun: cargo run --release --bin simulate -- --scenario flash-sale --seed 5",
     ] {
         assert!(
             stdout.contains(expected),
@@ -182,9 +185,51 @@ fn the_binary_reports_and_exits_zero() {
         "--products",
         "--coupons",
         "--expiry",
+        "--scenario",
+        "--json",
+        "--jwt-secret",
     ] {
         assert!(help.contains(option), "--help documents {option}");
     }
+}
+
+#[test]
+fn the_binary_reports_json_with_goodput_first() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_simulate"))
+        .args(["--scenario", "steady", "--buyers", "10", "--users", "10"])
+        .args(["--operations-per-buyer", "20", "--seed", "3", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["scenario"], "steady");
+    assert_eq!(report["ok"], true);
+    assert!(report["goodput_per_second"]["pay"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["refusals"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_steady_scenario_orders_and_pays_without_refusals() {
+    let options = Options {
+        scenario: Scenario::Steady,
+        buyers: 40,
+        users: 40,
+        ..small(11)
+    };
+    let report = simulation::run(&options).await.unwrap();
+    assert!(report.ok, "{report}");
+    assert_eq!(report.refusals(), 0, "{report}");
+    // Nineteen in twenty orders are paid, the rest cancelled: no other operation.
+    let (orders, payments) = (report.successes(Kind::Order), report.successes(Kind::Pay));
+    assert_eq!(orders, payments + report.successes(Kind::Cancel));
+    assert!(
+        payments * 10 > orders * 8,
+        "{orders} orders, {payments} paid"
+    );
+    assert_eq!(
+        report.successes(Kind::Browse) + report.successes(Kind::Charge),
+        0
+    );
 }
 
 /// An engine that claims every third charge succeeded without making it.

@@ -9,13 +9,18 @@ use clap::Parser;
 /// mimalloc: glibc's malloc was a quarter of the simulator's cycles under perf (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use commerce_engine::simulation::{self, Options};
+use commerce_engine::simulation::{self, Options, Scenario};
 
 /// Plays many concurrent buyers (charge, browse, race for coupons, order, pay, cancel, abandon)
 /// and checks that nothing was oversold, double-issued or lost.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
+    /// What buyers face: flash-sale (scarce stock and coupons; most attempts are refused) or
+    /// steady (ample stock and balances; buyers order and pay). Over HTTP the catalog is the
+    /// server's; the scenario sets the buyers' mix.
+    #[arg(long, value_enum, default_value_t = Scenario::FlashSale)]
+    scenario: Scenario,
     /// Concurrent buyers.
     #[arg(long, default_value_t = 1_000)]
     buyers: usize,
@@ -53,6 +58,9 @@ struct Args {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Print the report as JSON (goodput first) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[tokio::main]
@@ -65,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let options = Options {
+        scenario: args.scenario,
         buyers: args.buyers,
         duration: args.duration,
         seed: args.seed,
@@ -76,12 +85,15 @@ async fn main() -> anyhow::Result<()> {
         coupons: args.coupons,
         expiry: args.expiry,
         operations_per_buyer: args.operations_per_buyer,
-        progress: !args.quiet,
+        progress: !args.quiet && !args.json,
     };
     let report = simulation::run(&options)
         .await
         .map_err(anyhow::Error::msg)?;
-    print!("{report}");
+    match args.json {
+        true => println!("{}", report.to_json()),
+        false => print!("{report}"),
+    }
     if !report.ok {
         std::process::exit(1);
     }

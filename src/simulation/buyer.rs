@@ -9,6 +9,7 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::Scenario;
 use super::ledger::{Fate, Ledger, PlacedOrder};
 use super::report::{Kind, Samples};
 use super::shop::{Outcome, Shop};
@@ -42,6 +43,7 @@ pub struct Buyer<S> {
     samples: Samples,
     done: u64,
     counter: Arc<AtomicU64>,
+    scenario: Scenario,
 }
 
 impl<S: Shop> Buyer<S> {
@@ -63,7 +65,13 @@ impl<S: Shop> Buyer<S> {
             samples: Samples::default(),
             done: 0,
             counter,
+            scenario: Scenario::FlashSale,
         }
+    }
+
+    pub fn in_scenario(mut self, scenario: Scenario) -> Buyer<S> {
+        self.scenario = scenario;
+        self
     }
 
     pub async fn shop_until(mut self, until: Until) -> (Ledger, Samples) {
@@ -72,6 +80,10 @@ impl<S: Shop> Buyer<S> {
                 .operations_per_buyer
                 .is_none_or(|limit| self.done < limit)
         {
+            if self.scenario == Scenario::Steady {
+                self.order_and_decide().await;
+                continue;
+            }
             match self.rng.random_range(0..100) {
                 0..20 => self.browse().await,
                 20..30 => {
@@ -185,9 +197,12 @@ impl<S: Shop> Buyer<S> {
             lines: stock_lines,
             fate: Fate::Abandoned,
         });
-        match self.rng.random_range(0..100) {
-            0..65 => self.pay(order_id, total).await,
-            65..80 => self.cancel(order_id).await,
+        let decision = self.rng.random_range(0..100);
+        match (self.scenario, decision) {
+            (Scenario::FlashSale, 0..65) | (Scenario::Steady, 0..95) => {
+                self.pay(order_id, total).await
+            }
+            (Scenario::FlashSale, 65..80) | (Scenario::Steady, _) => self.cancel(order_id).await,
             _ => {} // abandoned: left to expire
         }
     }

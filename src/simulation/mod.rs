@@ -29,12 +29,39 @@ use ledger::{Ledger, Observation};
 use report::{Report, RunInfo, Samples};
 use shop::{HttpShop, Shop};
 
-/// Points each embedded user starts with.
+/// Points each embedded user starts with in a flash sale: enough for a few orders.
 const INITIAL_BALANCE: u64 = 50_000;
+/// Points each embedded user starts with in the steady scenario: never short.
+const AMPLE_BALANCE: u64 = 100_000_000;
+/// Stock of every option in the steady scenario: never sold out in a run.
+const AMPLE_STOCK: u64 = 1_000_000_000;
+
+/// What the buyers face.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Scarce stock and coupons, small balances, every fourth product limited per user: buyers
+    /// compete, and most attempts are refused. Browsing, charging, coupon races, orders paid,
+    /// cancelled or abandoned to expire.
+    #[default]
+    FlashSale,
+    /// Ample stock and balances, no limits: buyers order and pay (nineteen in twenty; the
+    /// rest cancel), so the run measures business throughput, not refusals.
+    Steady,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::FlashSale => "flash-sale",
+            Scenario::Steady => "steady",
+        }
+    }
+}
 const CATEGORIES: [&str; 5] = ["electronics", "fashion", "food", "home", "sports"];
 
 #[derive(Clone, Debug)]
 pub struct Options {
+    pub scenario: Scenario,
     pub buyers: usize,
     pub duration: Duration,
     pub seed: Option<u64>,
@@ -57,6 +84,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
+            scenario: Scenario::FlashSale,
             buyers: 1_000,
             duration: Duration::from_secs(10),
             seed: None,
@@ -76,7 +104,8 @@ impl Default for Options {
 impl Options {
     fn rerun(&self, seed: u64) -> String {
         let mut line = format!(
-            "cargo run --release --bin simulate -- --seed {seed} --buyers {} --duration {} --users {} --products {} --coupons {} --expiry {}",
+            "cargo run --release --bin simulate -- --scenario {} --seed {seed} --buyers {} --duration {} --users {} --products {} --coupons {} --expiry {}",
+            self.scenario.name(),
             self.buyers,
             humantime::format_duration(self.duration),
             self.users,
@@ -141,12 +170,15 @@ pub fn embedded_catalog(options: &Options, seed: u64) -> Seed {
                     SeedOption {
                         id: option_id,
                         name: ["S", "M", "L"][index].into(),
-                        stock: rng.random_range(50..=500),
+                        stock: match options.scenario {
+                            Scenario::FlashSale => rng.random_range(50..=500),
+                            Scenario::Steady => AMPLE_STOCK,
+                        },
                     }
                 })
                 .collect(),
             // Every fourth product is limited, so buyers also meet PURCHASE_LIMIT_EXCEEDED.
-            purchase_limit: (id % 4 == 0).then_some(5),
+            purchase_limit: (options.scenario == Scenario::FlashSale && id % 4 == 0).then_some(5),
         })
         .collect();
     let coupons = (1..=options.coupons)
@@ -168,7 +200,10 @@ pub fn embedded_catalog(options: &Options, seed: u64) -> Seed {
     Seed {
         users: SeedUsers {
             count: options.users,
-            initial_balance: INITIAL_BALANCE,
+            initial_balance: match options.scenario {
+                Scenario::FlashSale => INITIAL_BALANCE,
+                Scenario::Steady => AMPLE_BALANCE,
+            },
         },
         products,
         coupons,
@@ -292,7 +327,8 @@ pub async fn simulate<S: Shop>(
     let started = Instant::now();
     let buyers: Vec<_> = (0..options.buyers as u64)
         .map(|index| {
-            let buyer = Buyer::new(shop.clone(), index, seed, catalog.clone(), counter.clone());
+            let buyer = Buyer::new(shop.clone(), index, seed, catalog.clone(), counter.clone())
+                .in_scenario(options.scenario);
             tokio::spawn(buyer.shop_until(until))
         })
         .collect();
@@ -317,6 +353,7 @@ pub async fn simulate<S: Shop>(
     checks.extend(engine_check(&shop).await);
     let run = RunInfo {
         seed,
+        scenario: options.scenario.name(),
         mode: mode.to_string(),
         buyers: options.buyers,
         rerun: options.rerun(seed),

@@ -95,6 +95,7 @@ pub struct KindLine {
 #[derive(Clone, Debug)]
 pub struct Report {
     pub seed: u64,
+    pub scenario: &'static str,
     pub mode: String,
     pub buyers: usize,
     pub elapsed: Duration,
@@ -109,8 +110,80 @@ pub struct Report {
 }
 
 impl Report {
+    /// Every operation, successful or refused, per second: never the headline.
     pub fn operations_per_second(&self) -> f64 {
-        self.operations as f64 / self.elapsed.as_secs_f64().max(1e-9)
+        self.per_second(self.operations)
+    }
+
+    fn per_second(&self, count: u64) -> f64 {
+        count as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// How many operations of `kind` succeeded.
+    pub fn successes(&self, kind: Kind) -> u64 {
+        self.outcomes
+            .iter()
+            .filter(|(name, code, _)| *name == kind.name() && code == "success")
+            .map(|(_, _, count)| count)
+            .sum()
+    }
+
+    /// Successful operations of `kind` per second: the goodput.
+    pub fn goodput(&self, kind: Kind) -> f64 {
+        self.per_second(self.successes(kind))
+    }
+
+    /// Operations the shop refused (any outcome but success).
+    pub fn refusals(&self) -> u64 {
+        self.outcomes
+            .iter()
+            .filter(|(_, code, _)| code != "success")
+            .map(|(_, _, count)| count)
+            .sum()
+    }
+
+    /// The report as one JSON document, goodput first.
+    pub fn to_json(&self) -> serde_json::Value {
+        let goodput: serde_json::Map<String, serde_json::Value> = Kind::ALL
+            .iter()
+            .map(|&kind| (kind.name().to_string(), self.goodput(kind).round().into()))
+            .collect();
+        let successes: serde_json::Map<String, serde_json::Value> = Kind::ALL
+            .iter()
+            .map(|&kind| (kind.name().to_string(), self.successes(kind).into()))
+            .collect();
+        serde_json::json!({
+            "scenario": self.scenario,
+            "mode": self.mode,
+            "buyers": self.buyers,
+            "seed": self.seed,
+            "elapsed_seconds": self.elapsed.as_secs_f64(),
+            "goodput_per_second": goodput,
+            "successes": successes,
+            "refusals": self.refusals(),
+            "operations": self.operations,
+            "operations_per_second": self.operations_per_second().round(),
+            "latency_us": self.kinds.iter().map(|line| serde_json::json!({
+                "kind": line.kind,
+                "count": line.count,
+                "p50": line.p50_us,
+                "p90": line.p90_us,
+                "p99": line.p99_us,
+                "max": line.max_us,
+            })).collect::<Vec<_>>(),
+            "outcomes": self.outcomes.iter().map(|(kind, code, count)| serde_json::json!({
+                "kind": kind,
+                "code": code,
+                "count": count,
+            })).collect::<Vec<_>>(),
+            "invariants": self.checks.iter().map(|check| serde_json::json!({
+                "name": check.name,
+                "ok": check.ok,
+                "detail": check.detail,
+            })).collect::<Vec<_>>(),
+            "ok": self.ok,
+            "rerun": self.rerun,
+        })
     }
 
     /// The report of a run: `samples` become HDR histograms and outcome counts.
@@ -150,6 +223,7 @@ impl Report {
             .collect();
         Report {
             seed: run.seed,
+            scenario: run.scenario,
             mode: run.mode,
             buyers: run.buyers,
             elapsed,
@@ -167,6 +241,7 @@ impl Report {
 #[derive(Clone, Debug)]
 pub struct RunInfo {
     pub seed: u64,
+    pub scenario: &'static str,
     pub mode: String,
     pub buyers: usize,
     pub rerun: String,
@@ -176,12 +251,28 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "\n== simulation: {} mode, {} buyers, seed {} ==",
-            self.mode, self.buyers, self.seed
+            "\n== simulation: {} scenario, {} mode, {} buyers, seed {} ==",
+            self.scenario, self.mode, self.buyers, self.seed
         )?;
         writeln!(
             f,
-            "{} operations in {:.2} s: {:.0} ops/s",
+            "goodput: {:.0} orders/s placed, {:.0} payments/s (order-and-pay flows), \
+             {:.0} charges/s, {:.0} coupons/s issued",
+            self.goodput(Kind::Order),
+            self.goodput(Kind::Pay),
+            self.goodput(Kind::Charge),
+            self.goodput(Kind::IssueCoupon)
+        )?;
+        let refused = self.refusals();
+        writeln!(
+            f,
+            "refused: {refused} of {} operations ({:.1}%), by code below",
+            self.operations,
+            100.0 * refused as f64 / self.operations.max(1) as f64
+        )?;
+        writeln!(
+            f,
+            "all operations, successful or not: {} in {:.2} s ({:.0}/s)",
             self.operations,
             self.elapsed.as_secs_f64(),
             self.operations_per_second()
