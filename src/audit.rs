@@ -265,11 +265,17 @@ fn money(state: &EngineState) -> Result<String, Vec<String>> {
             .filter(|order| order.status == OrderStatus::Paid)
             .map(|order| u128::from(order.paid_amount.unwrap_or(0)))
             .sum();
-        let received = u128::from(user.initial_balance) + u128::from(user.charged);
-        if received.checked_sub(paid) != Some(u128::from(user.balance)) {
+        if paid != u128::from(user.paid) {
             violations.push(format!(
-                "user {}: balance {} != initial {} + charged {} - paid {paid}",
-                user.id, user.balance, user.initial_balance, user.charged
+                "user {}: running total paid {} != {paid} paid by its PAID orders",
+                user.id, user.paid
+            ));
+        }
+        let received = u128::from(user.initial_balance) + u128::from(user.charged);
+        if received.checked_sub(u128::from(user.paid)) != Some(u128::from(user.balance)) {
+            violations.push(format!(
+                "user {}: balance {} != initial {} + charged {} - paid {}",
+                user.id, user.balance, user.initial_balance, user.charged, user.paid
             ));
         }
         balances += u128::from(user.balance);

@@ -76,6 +76,10 @@ pub struct UserState {
     pub initial_balance: Won,
     /// The sum of every successful charge.
     pub charged: Won,
+    /// The sum of `paid_amount` over the user's PAID orders: a running total kept with each
+    /// payment, so money can be checked without every order at hand (an archived order is
+    /// not).
+    pub paid: Won,
     pub coupons: BTreeMap<CouponId, UserCoupon>,
     pub orders: BTreeMap<OrderId, Order>,
 }
@@ -87,6 +91,7 @@ impl UserState {
             balance,
             initial_balance: balance,
             charged: 0,
+            paid: 0,
             coupons: BTreeMap::new(),
             orders: BTreeMap::new(),
         }
@@ -177,6 +182,7 @@ impl UserState {
         }
         // Every check has passed: from here on nothing can fail.
         self.balance -= paid;
+        self.paid = self.paid.saturating_add(paid);
         if let Some(coupon_id) = coupon_id {
             let coupon = self.coupons.get_mut(&coupon_id).expect("checked above");
             coupon.status = CouponStatus::Used;

@@ -41,6 +41,7 @@ fn order(order_id: OrderId, status: OrderStatus, quantity: u32) -> Order {
 fn consistent() -> EngineState {
     let mut user = UserState::new(1, 100_000);
     user.charged = 5_000;
+    user.paid = 27_000;
     user.balance = 100_000 + 5_000 - 27_000;
     for (id, status, quantity) in [
         (1, OrderStatus::Pending, 2),
@@ -148,6 +149,15 @@ fn purchase_counts_that_disagree_with_the_orders_or_pass_the_limit_are_caught() 
     assert!(audit(&state, NOW).ok, "counted as the orders hold");
     state.products.get_mut(&1).unwrap().purchase_limit = Some(units - 1);
     assert_eq!(failing(&state), ["stock_conservation"], "over the limit");
+}
+
+#[test]
+fn a_running_total_that_drifts_from_the_paid_orders_is_caught() {
+    let mut state = consistent();
+    let user = state.users.get_mut(&1).unwrap();
+    user.paid += 1;
+    user.balance -= 1;
+    assert_eq!(failing(&state), ["money"]);
 }
 
 #[test]

@@ -34,14 +34,15 @@ pub struct SnapshotV1 {
     pub failed_attempts: u64,
 }
 
-/// Format version 3: version 1 with `ProductV2`.
+/// Format version 3: version 1 with `UserV2` (running totals) and `ProductV2` (purchase
+/// limits).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotV3 {
     pub sequence: u64,
     /// Unix milliseconds when the state was read.
     pub taken_at: u64,
     pub ids: IdsV1,
-    pub users: Vec<UserV1>,
+    pub users: Vec<UserV2>,
     pub products: Vec<ProductV2>,
     pub coupons: Vec<CouponV1>,
     /// (UTC day, product id, quantity sold).
@@ -66,6 +67,19 @@ pub struct UserV1 {
     pub balance: u64,
     pub initial_balance: u64,
     pub charged: u64,
+    pub coupons: Vec<UserCouponV1>,
+    pub orders: Vec<OrderV1>,
+}
+
+/// A user with the running total of what its PAID orders paid, which stays right when its
+/// orders are not all in the snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserV2 {
+    pub id: u64,
+    pub balance: u64,
+    pub initial_balance: u64,
+    pub charged: u64,
+    pub paid: u64,
     pub coupons: Vec<UserCouponV1>,
     pub orders: Vec<OrderV1>,
 }
@@ -205,7 +219,7 @@ impl SnapshotV3 {
                 next_coupon_id: ids.next_coupon_id,
                 next_order_id: ids.next_order_id,
             },
-            users: state.users.values().map(UserV1::from_state).collect(),
+            users: state.users.values().map(UserV2::from_state).collect(),
             products: state.products.values().map(ProductV2::from_state).collect(),
             coupons: state.coupons.values().map(CouponV1::from_state).collect(),
             daily_sales: state
@@ -294,13 +308,35 @@ fn stamp(millis: Option<u64>) -> Option<Timestamp> {
     millis.map(Timestamp)
 }
 
-impl UserV1 {
-    fn from_state(user: &UserState) -> UserV1 {
-        UserV1 {
+impl From<UserV1> for UserV2 {
+    /// Version 1 held every order, so the total is what its PAID orders paid.
+    fn from(user: UserV1) -> UserV2 {
+        let paid = user
+            .orders
+            .iter()
+            .filter(|order| order.status == OrderStatusV1::Paid)
+            .filter_map(|order| order.paid_amount)
+            .fold(0u64, u64::saturating_add);
+        UserV2 {
             id: user.id,
             balance: user.balance,
             initial_balance: user.initial_balance,
             charged: user.charged,
+            paid,
+            coupons: user.coupons,
+            orders: user.orders,
+        }
+    }
+}
+
+impl UserV2 {
+    fn from_state(user: &UserState) -> UserV2 {
+        UserV2 {
+            id: user.id,
+            balance: user.balance,
+            initial_balance: user.initial_balance,
+            charged: user.charged,
+            paid: user.paid,
             coupons: user
                 .coupons
                 .values()
@@ -317,6 +353,7 @@ impl UserV1 {
             balance: self.balance,
             initial_balance: self.initial_balance,
             charged: self.charged,
+            paid: self.paid,
             coupons: self
                 .coupons
                 .into_iter()
@@ -485,7 +522,7 @@ impl From<SnapshotV1> for SnapshotV3 {
             sequence: snapshot.sequence,
             taken_at: snapshot.taken_at,
             ids: snapshot.ids,
-            users: snapshot.users,
+            users: snapshot.users.into_iter().map(UserV2::from).collect(),
             products,
             coupons: snapshot.coupons,
             daily_sales: snapshot.daily_sales,
