@@ -22,6 +22,7 @@
 
 pub mod actors;
 pub mod app;
+pub mod archive;
 
 pub mod audit;
 pub mod clock;
