@@ -46,6 +46,10 @@ pub struct EngineState {
     pub sales: SalesState,
     pub data_platform: DataPlatformState,
     pub ids: IdCounters,
+    /// How many ended orders have left memory for the archive (`src/archive.rs`). While it
+    /// is zero every order is in `users`, and the audit can match every running total
+    /// against the orders themselves.
+    pub archived_orders: u64,
 }
 
 /// Raises `counter` above `id`.
@@ -207,6 +211,10 @@ impl EngineState {
             }
             Record::OrderIdsTaken { below } => {
                 self.ids.next_order_id = self.ids.next_order_id.max(below);
+            }
+            Record::OrdersArchived { user_id, order_ids } => {
+                let removed = self.user(user_id)?.archive(&order_ids)?;
+                self.archived_orders = self.archived_orders.saturating_add(removed);
             }
         }
         Ok(())

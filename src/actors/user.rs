@@ -126,6 +126,22 @@ impl UserState {
         Some(order)
     }
 
+    /// Drops ended orders that the archive now holds; returns how many. A PENDING order, or
+    /// one the user does not have, is an error and nothing is dropped.
+    pub fn archive(&mut self, order_ids: &[OrderId]) -> Result<u64, String> {
+        for order_id in order_ids {
+            match self.orders.get(order_id) {
+                Some(order) if order.status != OrderStatus::Pending => {}
+                Some(_) => return Err(format!("order {order_id} is PENDING: not archivable")),
+                None => return Err(format!("user {} has no order {order_id}", self.id)),
+            }
+        }
+        for order_id in order_ids {
+            self.orders.remove(order_id);
+        }
+        Ok(order_ids.len() as u64)
+    }
+
     pub fn cancel(&mut self, order_id: OrderId) -> Result<&Order, CancelError> {
         let order = self
             .orders

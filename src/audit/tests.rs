@@ -264,3 +264,53 @@ fn details_name_the_offender() {
         .unwrap();
     assert!(money.detail.contains("user 1"), "{}", money.detail);
 }
+
+/// `consistent()` with its PAID order (2, with coupon 7) and its EXPIRED one (3) moved to the
+/// archive: returns the state and the archive's orders.
+fn archived() -> (EngineState, Vec<Order>) {
+    let mut state = consistent();
+    let user = state.users.get_mut(&1).unwrap();
+    let moved = vec![user.orders[&2].clone(), user.orders[&3].clone()];
+    assert_eq!(user.archive(&[2, 3]), Ok(2));
+    state.archived_orders = 2;
+    (state, moved)
+}
+
+#[test]
+fn with_orders_archived_the_running_totals_still_pass_and_the_full_audit_matches_them() {
+    let (state, moved) = archived();
+    let report = audit(&state, NOW);
+    assert!(report.ok, "{report:#?}");
+    let full = audit_with_archive(&state, &moved, NOW);
+    assert!(full.ok, "{full:#?}");
+    // An order both in memory and in the archive (a crash between the two) counts once.
+    let full = audit_with_archive(&consistent(), &moved, NOW);
+    assert!(full.ok, "{full:#?}");
+}
+
+#[test]
+fn the_full_audit_catches_an_archive_that_lost_an_order() {
+    let (state, moved) = archived();
+    let failures: Vec<_> = audit_with_archive(&state, &moved[1..], NOW)
+        .checks
+        .into_iter()
+        .filter(|check| !check.ok)
+        .map(|check| check.name)
+        .collect();
+    assert!(failures.contains(&"money"), "{failures:?}");
+    assert!(failures.contains(&"stock_conservation"), "{failures:?}");
+    assert!(failures.contains(&"coupon_use"), "{failures:?}");
+    assert!(failures.contains(&"popular_stats"), "{failures:?}");
+}
+
+#[test]
+fn with_orders_archived_totals_below_what_memory_holds_are_caught() {
+    let (mut state, _) = archived();
+    state.products.get_mut(&1).unwrap().options[0].sold -= 1;
+    state.products.get_mut(&1).unwrap().options[0].available += 1;
+    assert_eq!(failing(&state), ["popular_stats"]);
+    let (mut state, _) = archived();
+    let user = state.users.get_mut(&1).unwrap();
+    user.coupons.get_mut(&7).unwrap().order_id = Some(1);
+    assert_eq!(failing(&state), ["coupon_use"]);
+}

@@ -75,6 +75,8 @@ struct Inner {
     supervisor: ActorRef<SupervisorMessage>,
     order_expiry: Duration,
     ids: Ids,
+    /// Ended orders that have left memory for the archive (`EngineState::archived_orders`).
+    archived_orders: std::sync::atomic::AtomicU64,
     /// Admin creations run one at a time, so the record of a creation and the id it takes
     /// cannot be overtaken by a second creation of the same id.
     creation: tokio::sync::Mutex<()>,
@@ -126,6 +128,7 @@ impl Engine {
                 supervisor,
                 order_expiry: config.order_expiry,
                 ids: Ids::new(state.ids),
+                archived_orders: state.archived_orders.into(),
                 creation: tokio::sync::Mutex::new(()),
             }),
         };
@@ -352,6 +355,10 @@ impl Engine {
                 .ask(&self.links().data_platform, DataPlatformMessage::Read)
                 .await?,
             ids: self.inner.ids.counters(),
+            archived_orders: self
+                .inner
+                .archived_orders
+                .load(std::sync::atomic::Ordering::SeqCst),
         })
     }
 

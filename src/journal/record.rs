@@ -84,4 +84,7 @@ pub enum Record {
         user_id: u64,
         lines: Vec<(u64, u64)>,
     },
+    /// Ended orders of `user_id` left memory: the archive held them, durably, before this
+    /// was written.
+    OrdersArchived { user_id: u64, order_ids: Vec<u64> },
 }

@@ -50,6 +50,8 @@ pub struct SnapshotV3 {
     pub undelivered: Vec<OrderPaidV1>,
     pub delivered: u64,
     pub failed_attempts: u64,
+    /// How many ended orders have left memory for the archive.
+    pub archived_orders: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,6 +238,7 @@ impl SnapshotV3 {
                 .collect(),
             delivered: state.data_platform.delivered,
             failed_attempts: state.data_platform.failed_attempts,
+            archived_orders: state.archived_orders,
         }
     }
 
@@ -273,6 +276,7 @@ impl SnapshotV3 {
                 delivered: self.delivered,
                 failed_attempts: self.failed_attempts,
             },
+            archived_orders: self.archived_orders,
             ids: IdCounters {
                 next_user_id: ids.next_user_id,
                 next_product_id: ids.next_product_id,
@@ -529,6 +533,7 @@ impl From<SnapshotV1> for SnapshotV3 {
             undelivered: snapshot.undelivered,
             delivered: snapshot.delivered,
             failed_attempts: snapshot.failed_attempts,
+            archived_orders: 0,
         }
     }
 }
