@@ -9,9 +9,10 @@ use thiserror::Error;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::archive::Archive;
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, archived_twice};
 use crate::error::EngineError;
 use crate::http::{BuyerAuth, RouteOptions, routes, serve};
 use crate::journal::{self, Faults, Journal, JournalOptions, RecoveryError};
@@ -69,6 +70,8 @@ pub fn engine_config(settings: &Settings) -> Result<EngineConfig, StartError> {
         sink: settings.sink().map_err(StartError::Config)?,
         call_timeout: CALL_TIMEOUT,
         journal: None,
+        archive: None,
+        archive_after: settings.order.archive_after,
     })
 }
 
@@ -107,15 +110,24 @@ pub async fn open(
         next_sequence: recovered.next_sequence,
         next_snapshot: recovered.next_snapshot,
     };
+    let archive_dir = storage.journal.dir.clone();
+    let archive = tokio::task::spawn_blocking(move || Archive::open(&archive_dir))
+        .await
+        .map_err(|error| StartError::Config(format!("opening the archive failed: {error}")))?
+        .map_err(StartError::Config)?;
     let journal = Journal::open(storage.journal, start, storage.faults)?;
     let mut state = recovered.state;
-    for record in recovered.unfinished {
+    let mut unfinished = recovered.unfinished;
+    // A crash between storing archived orders and recording it left them in both places.
+    unfinished.extend(archived_twice(&state, &archive).map_err(StartError::Config)?);
+    for record in unfinished {
         state
             .apply(record.clone())
             .map_err(|error| StartError::Config(format!("finishing a crash: {error}")))?;
         journal.append(record);
     }
     config.journal = Some(journal);
+    config.archive = Some(archive);
     let engine = Engine::start(config, clock, state).await?;
     if !recovered.from_snapshot {
         engine.snapshot().await?;

@@ -66,6 +66,9 @@ pub struct OrderSettings {
     /// How long an unpaid order holds its stock.
     #[serde(with = "humantime_serde")]
     pub expiry: Duration,
+    /// How long after it ended (PAID, EXPIRED, CANCELLED) an order moves to the archive.
+    #[serde(with = "humantime_serde")]
+    pub archive_after: Duration,
 }
 
 /// Limits on what one request may do. Money in won.
@@ -204,6 +207,7 @@ impl Default for OrderSettings {
     fn default() -> Self {
         OrderSettings {
             expiry: Duration::from_secs(600),
+            archive_after: Duration::from_secs(60),
         }
     }
 }
@@ -283,6 +287,14 @@ impl Settings {
             (
                 self.order.expiry <= MAX_DURATION,
                 "order.expiry must be at most 100 years (deadlines must stay representable)",
+            ),
+            (
+                !self.order.archive_after.is_zero(),
+                "order.archive_after must be positive",
+            ),
+            (
+                self.order.archive_after <= MAX_DURATION,
+                "order.archive_after must be at most 100 years",
             ),
             (
                 !self.journal.fsync_interval.is_zero(),

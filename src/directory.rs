@@ -196,4 +196,9 @@ impl Directory {
     pub fn insert_order(&self, order_id: OrderId, user_id: UserId) {
         self.order_buyers.insert(order_id, user_id);
     }
+
+    /// Forgets an archived order: its reads go to the archive.
+    pub fn remove_order(&self, order_id: OrderId) {
+        self.order_buyers.remove(&order_id);
+    }
 }

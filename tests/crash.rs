@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use helpers::binary::{Server, start};
+use helpers::binary::{Server, command, start_command};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -302,6 +302,16 @@ async fn check_and_settle(server: &Server, ledger: &mut Ledger, seed: u64, round
     }
     let audit = server.audit().await;
     assert_eq!(audit["ok"], true, "{context}: {audit}");
+    let full = server.full_audit().await;
+    assert_eq!(full["ok"], true, "{context}: full audit {full}");
+}
+
+/// The server, archiving ended orders 50 ms after they end: kills land before, during and
+/// after moves to the archive.
+fn start(dir: &std::path::Path) -> Server {
+    let mut command = command(dir);
+    command.env("COMMERCE__ORDER__ARCHIVE_AFTER", "50ms");
+    start_command(command)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,4 +381,9 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
     );
     let mut server = server;
     assert!(server.terminate().success());
+    // The kills met the archive at work: orders moved there and were read back above.
+    let archive = commerce_engine::archive::Archive::open(dir.path()).unwrap();
+    let archived = archive.all().count();
+    println!("{archived} of {acknowledged} acknowledged orders ended in the archive");
+    assert!(archived > 0, "nothing was archived");
 }

@@ -23,6 +23,7 @@ use crate::config::Limits;
 use crate::directory::Directory;
 use crate::gate::Gate;
 use crate::journal::{Journal, Record};
+use crate::model::{OrderId, UserId};
 
 /// Where an actor appends the record of each change it makes (see `src/journal/mod.rs`):
 /// inside its handler, before any follow-up or reply. Without a journal, nowhere.
@@ -57,4 +58,31 @@ pub struct Links {
     pub limits: Limits,
     /// How long any caller waits for an actor's reply before giving up.
     pub call_timeout: Duration,
+    /// Where user actors report orders that ended, for the archive; `None` without one.
+    pub ended: Option<tokio::sync::mpsc::UnboundedSender<Ended>>,
+    /// Ended orders that have left memory for the archive (`EngineState::archived_orders`).
+    pub archived_orders: std::sync::atomic::AtomicU64,
+}
+
+/// An order that ended (PAID, EXPIRED or CANCELLED) at `at`: it may move to the archive
+/// `order.archive_after` later.
+#[derive(Clone, Copy, Debug)]
+pub struct Ended {
+    pub user_id: UserId,
+    pub order_id: OrderId,
+    pub at: tokio::time::Instant,
+}
+
+impl Links {
+    /// Reports that an order ended, if there is an archive to move it to.
+    pub fn order_ended(&self, user_id: UserId, order_id: OrderId) {
+        if let Some(ended) = &self.ended {
+            let at = tokio::time::Instant::now();
+            let _ = ended.send(Ended {
+                user_id,
+                order_id,
+                at,
+            });
+        }
+    }
 }

@@ -350,6 +350,15 @@ pub enum UserMessage {
     },
     /// Replies with a copy of the whole state (the admin audit).
     Read(RpcReplyPort<UserState>),
+    /// Replies with those of `order_ids` that the user holds and that have ended (the
+    /// archivist, before storing them).
+    Ended {
+        order_ids: Vec<OrderId>,
+        reply: RpcReplyPort<Vec<Order>>,
+    },
+    /// The archive durably holds these ended orders: drop them from memory and record it.
+    /// No reply.
+    Archived { order_ids: Vec<OrderId> },
 }
 
 pub struct UserActor {
@@ -414,6 +423,7 @@ impl UserActor {
                 });
                 release_slot(&self.pending_orders);
                 self.release_stock(order);
+                self.links.order_ended(order.user_id, order_id);
                 true
             }
             None => false,
@@ -497,6 +507,7 @@ impl Actor for UserActor {
                     release_slot(&self.pending_orders);
                     self.settle_payment(&state.orders[&order_id]);
                     self.publish_balance(state);
+                    self.links.order_ended(state.id, order_id);
                 }
                 let _ = reply.send(result);
             }
@@ -514,6 +525,7 @@ impl Actor for UserActor {
                     });
                     release_slot(&self.pending_orders);
                     self.release_stock(order);
+                    self.links.order_ended(order.user_id, order_id);
                 }
                 let _ = reply.send(result);
             }
@@ -526,6 +538,41 @@ impl Actor for UserActor {
             }
             UserMessage::Read(reply) => {
                 let _ = reply.send(state.clone());
+            }
+            UserMessage::Ended { order_ids, reply } => {
+                let ended = order_ids
+                    .iter()
+                    .filter_map(|order_id| state.orders.get(order_id))
+                    .filter(|order| order.status != OrderStatus::Pending)
+                    .cloned()
+                    .collect();
+                let _ = reply.send(ended);
+            }
+            UserMessage::Archived { order_ids } => {
+                let archivable: Vec<OrderId> = order_ids
+                    .into_iter()
+                    .filter(|id| {
+                        state
+                            .orders
+                            .get(id)
+                            .is_some_and(|o| o.status != OrderStatus::Pending)
+                    })
+                    .collect();
+                if archivable.is_empty() {
+                    return Ok(());
+                }
+                let removed = state.archive(&archivable)?;
+                let user_id = state.id;
+                for order_id in &archivable {
+                    self.links.directory.remove_order(*order_id);
+                }
+                self.links.recorder.record(|| Record::OrdersArchived {
+                    user_id,
+                    order_ids: archivable,
+                });
+                self.links
+                    .archived_orders
+                    .fetch_add(removed, std::sync::atomic::Ordering::SeqCst);
             }
         }
         Ok(())

@@ -5,7 +5,10 @@
 //! This file starts the engine from an `EngineState`, reads a consistent state back out
 //! (the admin audit) and stops it.
 
+mod archiving;
 mod catalog;
+
+pub use archiving::archived_twice;
 mod ids;
 mod shopping;
 
@@ -28,14 +31,15 @@ use crate::actors::product::{ProductActor, ProductMessage, ProductState, StockBo
 use crate::actors::sales::{SalesActor, SalesMessage};
 use crate::actors::user::{UserActor, UserMessage, UserState};
 use crate::actors::{Links, Recorder};
-use crate::audit::{AuditReport, audit};
+use crate::archive::Archive;
+use crate::audit::{AuditReport, audit, audit_with_archive};
 use crate::clock::{Clock, Timestamp};
 use crate::config::Limits;
 use crate::directory::{Directory, ProductEntry, UserEntry};
 use crate::error::EngineError;
 use crate::gate::Gate;
 use crate::journal::Journal;
-use crate::model::{OrderId, OrderStatus};
+use crate::model::{OrderId, OrderStatus, UserId};
 use crate::snapshot::SnapshotInfo;
 use crate::state::EngineState;
 use ids::Ids;
@@ -51,6 +55,10 @@ pub struct EngineConfig {
     /// Where every change is recorded and snapshots are written from; `None` keeps the state
     /// in memory only (tests, the embedded simulator).
     pub journal: Option<Journal>,
+    /// Where ended orders move `archive_after` after they ended; `None` keeps every order in
+    /// memory.
+    pub archive: Option<Archive>,
+    pub archive_after: Duration,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +69,8 @@ impl Default for EngineConfig {
             sink: Sink::Log,
             call_timeout: Duration::from_secs(5),
             journal: None,
+            archive: None,
+            archive_after: Duration::from_secs(60),
         }
     }
 }
@@ -75,8 +85,11 @@ struct Inner {
     supervisor: ActorRef<SupervisorMessage>,
     order_expiry: Duration,
     ids: Ids,
-    /// Ended orders that have left memory for the archive (`EngineState::archived_orders`).
-    archived_orders: std::sync::atomic::AtomicU64,
+    /// Where ended orders go (taken at stop, which releases the store's lock), and the task
+    /// that moves them there with what tells it to stop.
+    archive: std::sync::RwLock<Option<Archive>>,
+    archivist: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stop_archivist: Arc<tokio::sync::Notify>,
     /// Admin creations run one at a time, so the record of a creation and the id it takes
     /// cannot be overtaken by a second creation of the same id.
     creation: tokio::sync::Mutex<()>,
@@ -98,7 +111,14 @@ impl Engine {
         let (sales, _) = Actor::spawn(None, SalesActor, state.sales)
             .await
             .map_err(spawn_failed)?;
-        let recorder = Recorder::new(config.journal);
+        let recorder = Recorder::new(config.journal.clone());
+        let (ended_sender, ended_reports) = match &config.archive {
+            Some(_) => {
+                let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+                (Some(sender), Some(receiver))
+            }
+            None => (None, None),
+        };
         let data_platform = DataPlatformActor {
             sink: config.sink,
             recorder: recorder.clone(),
@@ -115,6 +135,8 @@ impl Engine {
             recorder,
             limits: config.limits,
             call_timeout: config.call_timeout,
+            ended: ended_sender,
+            archived_orders: state.archived_orders.into(),
         });
         let supervisor = OrderSupervisor {
             links: links.clone(),
@@ -128,7 +150,9 @@ impl Engine {
                 supervisor,
                 order_expiry: config.order_expiry,
                 ids: Ids::new(state.ids),
-                archived_orders: state.archived_orders.into(),
+                archive: std::sync::RwLock::new(config.archive.clone()),
+                archivist: std::sync::Mutex::new(None),
+                stop_archivist: Arc::new(tokio::sync::Notify::new()),
                 creation: tokio::sync::Mutex::new(()),
             }),
         };
@@ -138,9 +162,17 @@ impl Engine {
         for coupon in state.coupons.into_values() {
             engine.spawn_coupon(coupon).await?;
         }
+        let ended: Vec<(UserId, OrderId)> = state
+            .users
+            .values()
+            .flat_map(|user| user.orders.values())
+            .filter(|order| order.status != OrderStatus::Pending)
+            .map(|order| (order.user_id, order.order_id))
+            .collect();
         for user in state.users.into_values() {
             engine.spawn_user(user).await?;
         }
+        engine.start_archivist(config.archive_after, ended_reports, ended);
         Ok(engine)
     }
 
@@ -355,8 +387,10 @@ impl Engine {
                 .ask(&self.links().data_platform, DataPlatformMessage::Read)
                 .await?,
             ids: self.inner.ids.counters(),
+            // Read last: it may count an order archived after its user was read (the audit
+            // then checks bounds), never miss one that is gone from a user read before.
             archived_orders: self
-                .inner
+                .links()
                 .archived_orders
                 .load(std::sync::atomic::Ordering::SeqCst),
         })
@@ -398,6 +432,14 @@ impl Engine {
         Ok(audit(&state, self.clock().now()))
     }
 
+    /// The full audit: the state and every archived order, each running total matched against
+    /// the orders exactly. Reads the whole archive.
+    pub async fn audit_with_archive(&self) -> Result<AuditReport, EngineError> {
+        let state = self.read_state().await?;
+        let archived = self.archived_orders().await?;
+        Ok(audit_with_archive(&state, &archived, self.clock().now()))
+    }
+
     /// How many order deadlines the supervisor is watching (tests, metrics).
     pub async fn watched_deadlines(&self) -> Result<usize, EngineError> {
         self.ask(&self.inner.supervisor, SupervisorMessage::Watched)
@@ -407,6 +449,13 @@ impl Engine {
     /// Stops every actor, then the journal. Commands arriving afterwards answer 503.
     pub async fn stop(&self) {
         let _closed = self.links().gate.close().await;
+        // The archivist finishes the batch it is moving; what it did not get to stays in
+        // memory (and in the journal) and is moved after the next start.
+        let archivist = self.inner.archivist.lock().expect("not poisoned").take();
+        if let Some(archivist) = archivist {
+            self.inner.stop_archivist.notify_one();
+            let _ = archivist.await;
+        }
         for (_, user) in self.directory().users() {
             user.stop(None);
         }
@@ -419,6 +468,7 @@ impl Engine {
         self.inner.supervisor.stop(None);
         self.links().sales.stop(None);
         self.links().data_platform.stop(None);
+        drop(self.inner.archive.write().expect("not poisoned").take());
         if let Some(journal) = self.journal().cloned() {
             // Syncs what is left and joins the journal's threads: blocking work.
             let _ = tokio::task::spawn_blocking(move || journal.close()).await;

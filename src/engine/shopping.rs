@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::Engine;
 use crate::actors::coupon::CouponMessage;
 use crate::actors::product::{ProductMessage, StockLine};
-use crate::actors::user::{PaymentError, UserMessage};
+use crate::actors::user::{CancelError, PaymentError, UserMessage};
 use crate::directory::ProductEntry;
 use crate::error::EngineError;
 use crate::journal::Record;
@@ -263,16 +263,20 @@ impl Engine {
     }
 
     /// Finds an order by id alone (through the directory's order → buyer index).
+    /// One order, from memory or, once it has moved there, from the archive.
     pub async fn order(&self, order_id: OrderId) -> Result<Order, EngineError> {
-        let not_found = EngineError::OrderNotFound(order_id);
-        let user_id = self
-            .directory()
-            .buyer_of(order_id)
-            .ok_or(not_found.clone())?;
-        let user = self.user_ref(user_id)?;
-        self.ask(&user, |reply| UserMessage::Order { order_id, reply })
+        if let Some(user_id) = self.directory().buyer_of(order_id) {
+            let user = self.user_ref(user_id)?;
+            let order = self
+                .ask(&user, |reply| UserMessage::Order { order_id, reply })
+                .await?;
+            if let Some(order) = order {
+                return Ok(order);
+            }
+        }
+        self.archived_order(order_id, None)
             .await?
-            .ok_or(not_found)
+            .ok_or(EngineError::OrderNotFound(order_id))
     }
 
     /// A page of the user's orders, newest first: at most `limit` with ids below `before`, and
@@ -284,12 +288,38 @@ impl Engine {
         before: Option<OrderId>,
     ) -> Result<(Vec<Order>, Option<OrderId>), EngineError> {
         let user = self.user_ref(user_id)?;
-        self.ask(&user, |reply| UserMessage::Orders {
-            limit,
-            before,
-            reply,
-        })
-        .await
+        // One more than the page from each place says whether another page follows.
+        let (mut orders, _) = self
+            .ask(&user, |reply| UserMessage::Orders {
+                limit: limit + 1,
+                before,
+                reply,
+            })
+            .await?;
+        let archived = self.archived_page(user_id, before, limit + 1).await?;
+        // An order mid-move is in both places: memory's copy is the same order.
+        let in_memory: BTreeSet<OrderId> = orders.iter().map(|order| order.order_id).collect();
+        orders.extend(
+            archived
+                .into_iter()
+                .filter(|o| !in_memory.contains(&o.order_id)),
+        );
+        orders.sort_unstable_by_key(|order| std::cmp::Reverse(order.order_id));
+        let more = orders.len() > limit;
+        orders.truncate(limit);
+        let next_before = more.then(|| orders.last().map(|o| o.order_id)).flatten();
+        Ok((orders, next_before))
+    }
+
+    /// Why an order that left memory cannot be paid or cancelled: it ended. `None` if the
+    /// archive has no such order of `user_id`.
+    async fn ended_in_archive(
+        &self,
+        order_id: OrderId,
+        user_id: UserId,
+    ) -> Result<Option<OrderStatus>, EngineError> {
+        let order = self.archived_order(order_id, Some(user_id)).await?;
+        Ok(order.map(|order| order.status))
     }
 
     /// Pays `user_id`'s order. An unknown user, or an order of someone else, is ORDER_NOT_FOUND.
@@ -323,6 +353,17 @@ impl Engine {
             }
         }
         drop(admitted);
+        let paid = match paid {
+            Err(PaymentError::OrderNotFound(_)) => {
+                match self.ended_in_archive(order_id, user_id).await? {
+                    Some(OrderStatus::Paid) => Err(PaymentError::AlreadyPaid(order_id)),
+                    Some(OrderStatus::Expired) => Err(PaymentError::OrderExpired(order_id)),
+                    Some(OrderStatus::Cancelled) => Err(PaymentError::Cancelled(order_id)),
+                    _ => paid,
+                }
+            }
+            paid => paid,
+        };
         self.once_durable(paid.map_err(EngineError::from)).await
     }
 
@@ -345,6 +386,15 @@ impl Engine {
             self.await_release(order).await?;
         }
         drop(admitted);
+        let cancelled = match cancelled {
+            Err(CancelError::OrderNotFound(_)) => {
+                match self.ended_in_archive(order_id, user_id).await? {
+                    Some(status) => Err(CancelError::NotCancellable { order_id, status }),
+                    None => cancelled,
+                }
+            }
+            cancelled => cancelled,
+        };
         self.once_durable(cancelled.map_err(EngineError::from))
             .await
     }

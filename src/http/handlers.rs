@@ -216,8 +216,16 @@ pub async fn create_coupon(request: CreateCouponRequest, engine: Engine) -> Repl
     created(engine.create_coupon(request.into()).await)
 }
 
-pub async fn audit(engine: Engine) -> Reply200 {
-    ok(engine.audit().await)
+/// `GET /admin/audit`; with `?full=true` the full audit, which also reads every archived
+/// order (slower: for tests and operators).
+pub async fn audit(raw_query: String, engine: Engine) -> Reply200 {
+    match raw_query.as_str() {
+        "" | "full=false" => ok(engine.audit().await),
+        "full=true" => ok(engine.audit_with_archive().await),
+        _ => rejected(ApiError::invalid_query(
+            "the only parameter is full=true (also read the order archive)",
+        )),
+    }
 }
 
 pub async fn snapshot(engine: Engine) -> Reply200 {

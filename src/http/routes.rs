@@ -249,6 +249,7 @@ fn admin_routes(engine: Engine, options: RouteOptions) -> BoxedFilter<(Response,
     let audit = warp::path!("admin" / "audit")
         .and(admin())
         .and(warp::get())
+        .and(raw_query())
         .and(engine)
         .and_then(handlers::audit);
     users

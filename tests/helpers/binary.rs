@@ -113,8 +113,17 @@ impl Server {
 
     /// `GET /admin/audit`.
     pub async fn audit(&self) -> Value {
+        self.admin_get("/admin/audit").await
+    }
+
+    /// `GET /admin/audit?full=true`: the audit that also reads the order archive.
+    pub async fn full_audit(&self) -> Value {
+        self.admin_get("/admin/audit?full=true").await
+    }
+
+    async fn admin_get(&self, path: &str) -> Value {
         self.client
-            .get(format!("{}/admin/audit", self.base))
+            .get(format!("{}{path}", self.base))
             .bearer_auth(TOKEN)
             .send()
             .await

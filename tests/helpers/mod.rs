@@ -22,6 +22,8 @@ use warp::reply::Response;
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const START: &str = "2026-11-24T12:00:00Z";
 pub const EXPIRY: Duration = Duration::from_secs(600);
+/// Engines opened on a directory archive ended orders this long after they ended.
+pub const ARCHIVE_AFTER: Duration = Duration::from_secs(60);
 
 /// The test catalog:
 /// - users 1..=users with `balance` points each;
@@ -101,6 +103,8 @@ pub fn config(expiry: Duration) -> EngineConfig {
         sink: Sink::Log,
         call_timeout: Duration::from_secs(30),
         journal: None,
+        archive: None,
+        archive_after: ARCHIVE_AFTER,
     }
 }
 
