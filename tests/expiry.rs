@@ -56,7 +56,15 @@ async fn an_unpaid_order_expires_at_ten_minutes_not_before() {
 async fn a_paid_order_ignores_its_timer() {
     let engine = small_engine().await;
     let order = engine.place_order(1, keyboards(1)).await.unwrap();
+    let cancelled = engine.place_order(1, keyboards(1)).await.unwrap();
+    assert_eq!(engine.watched_deadlines().await.unwrap(), 2);
     engine.pay(order.order_id, 1, None).await.unwrap();
+    engine.cancel(cancelled.order_id, 1).await.unwrap();
+    assert_eq!(
+        engine.watched_deadlines().await.unwrap(),
+        0,
+        "the supervisor watches PENDING orders only"
+    );
     tokio::time::advance(EXPIRY * 2).await;
     settle().await;
     assert_eq!(

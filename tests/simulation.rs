@@ -65,6 +65,8 @@ async fn server(dir: &std::path::Path, jwt_secret: Option<&str>) -> app::Running
     settings.seed.path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/seed.toml").into();
     settings.snapshot.dir = dir.to_path_buf();
     settings.admin.token = helpers::ADMIN_TOKEN.into();
+    // Ended orders move to the archive while buyers shop.
+    settings.order.archive_after = Duration::from_millis(20);
     if let Some(secret) = jwt_secret {
         settings.auth.mode = AuthMode::Jwt;
         settings.auth.jwt_secret = secret.into();
@@ -96,6 +98,11 @@ async fn an_http_run_against_a_real_server_keeps_every_invariant() {
             .iter()
             .any(|check| check.name == "engine_audit" && check.ok)
     );
+    // The full audit, over memory and the archive, after the run.
+    let state = running.engine.read_state().await.unwrap();
+    assert!(state.archived_orders > 0, "the run archived nothing");
+    let full = running.engine.audit_with_archive().await.unwrap();
+    assert!(full.ok, "{}", full.failures());
     running.shutdown().await.unwrap();
 }
 

@@ -24,6 +24,9 @@ pub enum SupervisorMessage {
         user_id: UserId,
         expires_at: Timestamp,
     },
+    /// The order was paid or cancelled: its deadline is dropped, so the supervisor holds only
+    /// PENDING orders. No reply.
+    Disarm { order_id: OrderId },
     /// The timer: expires every order that is due and re-arms for the next deadline.
     Tick,
     /// Replies with how many deadlines are being watched.
@@ -33,6 +36,8 @@ pub enum SupervisorMessage {
 #[derive(Default)]
 pub struct SupervisorState {
     deadlines: BTreeSet<(Timestamp, OrderId, UserId)>,
+    /// The deadline of each order in `deadlines`, to drop it by order id.
+    armed: rustc_hash::FxHashMap<OrderId, Timestamp>,
     /// When the pending timer fires, if one is pending.
     wake_at: Option<Timestamp>,
 }
@@ -43,8 +48,28 @@ impl SupervisorState {
         let later = self.deadlines.split_off(&(Timestamp(now.0 + 1), 0, 0));
         let due = std::mem::replace(&mut self.deadlines, later);
         due.into_iter()
-            .map(|(_, order_id, user_id)| (order_id, user_id))
+            .map(|(_, order_id, user_id)| {
+                self.armed.remove(&order_id);
+                (order_id, user_id)
+            })
             .collect()
+    }
+
+    fn arm(&mut self, order_id: OrderId, user_id: UserId, expires_at: Timestamp) {
+        if let Some(previous) = self.armed.insert(order_id, expires_at) {
+            self.deadlines.remove(&(previous, order_id, user_id));
+        }
+        self.deadlines.insert((expires_at, order_id, user_id));
+    }
+
+    fn disarm(&mut self, order_id: OrderId) {
+        if let Some(expires_at) = self.armed.remove(&order_id) {
+            let key = (expires_at, order_id, 0)..=(expires_at, order_id, UserId::MAX);
+            let found: Vec<_> = self.deadlines.range(key).copied().collect();
+            for entry in found {
+                self.deadlines.remove(&entry);
+            }
+        }
     }
 }
 
@@ -126,9 +151,10 @@ impl Actor for OrderSupervisor {
                 user_id,
                 expires_at,
             } => {
-                state.deadlines.insert((expires_at, order_id, user_id));
+                state.arm(order_id, user_id, expires_at);
                 self.schedule(&myself, state);
             }
+            SupervisorMessage::Disarm { order_id } => state.disarm(order_id),
             SupervisorMessage::Tick => {
                 state.wake_at = None;
                 let due = state.take_due(self.links.clock.now());
@@ -150,11 +176,23 @@ mod tests {
     #[test]
     fn take_due_splits_at_now_inclusive() {
         let mut state = SupervisorState::default();
-        state.deadlines.insert((Timestamp(10), 1, 100));
-        state.deadlines.insert((Timestamp(20), 2, 100));
-        state.deadlines.insert((Timestamp(21), 3, 101));
+        state.arm(1, 100, Timestamp(10));
+        state.arm(2, 100, Timestamp(20));
+        state.arm(3, 101, Timestamp(21));
         assert_eq!(state.take_due(Timestamp(9)), vec![]);
         assert_eq!(state.take_due(Timestamp(20)), vec![(1, 100), (2, 100)]);
         assert_eq!(state.deadlines.len(), 1);
+        assert_eq!(state.armed.len(), 1);
+    }
+
+    #[test]
+    fn a_paid_or_cancelled_order_is_disarmed() {
+        let mut state = SupervisorState::default();
+        state.arm(1, 100, Timestamp(10));
+        state.arm(2, 100, Timestamp(10));
+        state.disarm(1);
+        state.disarm(7);
+        assert_eq!(state.take_due(Timestamp(10)), vec![(2, 100)]);
+        assert!(state.deadlines.is_empty() && state.armed.is_empty());
     }
 }

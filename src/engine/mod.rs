@@ -309,6 +309,14 @@ impl Engine {
         Ok(coupon)
     }
 
+    /// Drops a paid or cancelled order's deadline.
+    fn disarm(&self, order_id: OrderId) {
+        let _ = self
+            .inner
+            .supervisor
+            .cast(SupervisorMessage::Disarm { order_id });
+    }
+
     fn arm(&self, order_id: u64, user_id: u64, expires_at: Timestamp) {
         let _ = self.inner.supervisor.cast(SupervisorMessage::Arm {
             order_id,

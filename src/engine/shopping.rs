@@ -353,6 +353,9 @@ impl Engine {
             }
         }
         drop(admitted);
+        if paid.is_ok() {
+            self.disarm(order_id);
+        }
         let paid = match paid {
             Err(PaymentError::OrderNotFound(_)) => {
                 match self.ended_in_archive(order_id, user_id).await? {
@@ -383,6 +386,7 @@ impl Engine {
             })
             .await?;
         if let Ok(order) = &cancelled {
+            self.disarm(order_id);
             self.await_release(order).await?;
         }
         drop(admitted);
