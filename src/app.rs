@@ -115,6 +115,14 @@ pub async fn open(
         .await
         .map_err(|error| StartError::Config(format!("opening the archive failed: {error}")))?
         .map_err(StartError::Config)?;
+    if !recovered.from_snapshot && archive.all().next().is_some() {
+        return Err(StartError::Config(format!(
+            "{} holds archived orders but there is no snapshot to go with them: starting from \
+             the seed would give their ids again. Restore the snapshots, or remove the archive \
+             too to start afresh",
+            archive.path().display()
+        )));
+    }
     let journal = Journal::open(storage.journal, start, storage.faults)?;
     let mut state = recovered.state;
     let mut unfinished = recovered.unfinished;

@@ -87,6 +87,11 @@ impl Archive {
         })
     }
 
+    /// Where the archive lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Stores ended orders in one batch and returns once they are on disk.
     pub fn store(&self, orders: &[Order]) -> Result<(), String> {
         let mut batch = self.db.batch();

@@ -211,3 +211,29 @@ async fn a_crash_between_storing_and_recording_a_move_keeps_one_copy() {
     assert_eq!(again.read_state().await.unwrap(), state);
     again.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_without_its_snapshots_refuses_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path()).await;
+    let order = engine.place_order(3, mug(1)).await.unwrap();
+    engine.cancel(order.order_id, 3).await.unwrap();
+    archived(&engine, 1, 3).await;
+    engine.stop().await;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let refused = commerce_engine::app::open(
+        config(),
+        storage(dir.path()),
+        Clock::system(),
+        || Ok(seed()),
+    )
+    .await
+    .err()
+    .expect("the start is refused");
+    assert!(refused.to_string().contains("archive"), "{refused}");
+}
