@@ -1,4 +1,4 @@
-//! The order archive (SPEC 6b): ended orders (PAID, EXPIRED, CANCELLED) on disk, so memory holds
+//! The order archive (docs/spec.md §6b): ended orders (PAID, EXPIRED, CANCELLED) on disk, so memory holds
 //! live state rather than history. Storage is a leaf layer, like the journal and snapshots: it
 //! stores and reads orders and knows nothing of actors.
 //!

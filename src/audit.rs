@@ -1,4 +1,4 @@
-//! The invariants of SPEC section 5, checked over one consistent `EngineState`. Pure: the
+//! The invariants of docs/spec.md §5, checked over one consistent `EngineState`. Pure: the
 //! engine, the snapshot code (before writing, after reading) and the simulator all call
 //! `audit`, and unit tests corrupt a state to prove each check can fail.
 //!
@@ -94,7 +94,7 @@ fn audit_orders(
     let paid = by_user(OrderStatus::Paid);
     let checks = vec![
         // Purchase-limit counts are stock held per user: part of the same invariant, so the
-        // report keeps SPEC 5's six names.
+        // report keeps docs/spec.md §5's six names.
         check(
             "stock_conservation",
             both(

@@ -1,4 +1,4 @@
-//! Settings (SPEC section 3): `config/default.toml` or `--config PATH`, then environment
+//! Settings (docs/spec.md §3): `config/default.toml` or `--config PATH`, then environment
 //! overrides `COMMERCE__SECTION__KEY`, validated once at start-up so a bad value is a clear
 //! message instead of a surprise under load. Every key has the spec's default.
 

@@ -1,6 +1,6 @@
 //! commerce-engine: an actor-model, in-memory commerce engine. Every user, every product's
 //! stock and every coupon is a ractor actor; an order supervisor keeps order deadlines; a warp
-//! front exposes the HTTP API of `SPEC.md`.
+//! front exposes the HTTP API of `docs/spec.md`.
 //!
 //! One request walks down these files:
 //!

@@ -1,5 +1,5 @@
 //! The domain nouns every layer shares: ids, discounts, user coupons, orders, payments and the
-//! read views of products and coupons. These are the JSON shapes of SPEC section 2; actor state
+//! read views of products and coupons. These are the JSON shapes of docs/spec.md §2; actor state
 //! types wrap them, and the HTTP layer serializes them as they are.
 
 use serde::{Deserialize, Serialize};
@@ -136,7 +136,7 @@ pub struct Payment {
     pub paid_at: Timestamp,
 }
 
-/// What the data platform receives for every paid order (SPEC section 4).
+/// What the data platform receives for every paid order (docs/spec.md §4).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderPaid {
     pub order_id: OrderId,

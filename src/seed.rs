@@ -1,4 +1,4 @@
-//! The seed catalog (`seed.path`, SPEC section 3): users, products with options, and coupons
+//! The seed catalog (`seed.path`, docs/spec.md §3): users, products with options, and coupons
 //! loaded when no snapshot exists. Parsed and validated into an `EngineState` the engine
 //! starts from, so a broken seed is a start-up error naming the offending entry.
 

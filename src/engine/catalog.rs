@@ -1,4 +1,4 @@
-//! The catalog's use cases: product listing and lookup, the popular ranking (SPEC section 1,
+//! The catalog's use cases: product listing and lookup, the popular ranking (docs/spec.md §1,
 //! cases 3 and 8), and the admin operations that add users, products, stock and coupons.
 
 use std::collections::BTreeSet;

@@ -434,7 +434,7 @@ impl Engine {
         Ok(replies)
     }
 
-    /// Checks the invariants of SPEC section 5 over a consistent state.
+    /// Checks the invariants of docs/spec.md §5 over a consistent state.
     pub async fn audit(&self) -> Result<AuditReport, EngineError> {
         let state = self.read_state().await?;
         Ok(audit(&state, self.clock().now()))

@@ -1,4 +1,4 @@
-//! The buyer's use cases: points, coupons, orders and payment (SPEC section 1, cases 1, 2 and
+//! The buyer's use cases: points, coupons, orders and payment (docs/spec.md §1, cases 1, 2 and
 //! 4 to 7). Each admits itself through the gate and asks the actors that own the state.
 
 use std::collections::{BTreeMap, BTreeSet};

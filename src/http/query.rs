@@ -1,5 +1,5 @@
 //! Query strings of `GET /products` and `GET /products/popular`, validated to the letter of
-//! SPEC section 2: an unknown or repeated parameter, an empty value or one that does not
+//! docs/spec.md §2: an unknown or repeated parameter, an empty value or one that does not
 //! parse is `INVALID_QUERY`, never silently ignored.
 
 use std::collections::BTreeMap;

@@ -30,7 +30,7 @@ pub struct RouteOptions {
     pub buyers: BuyerAuth,
 }
 
-/// Every route of SPEC section 2, with every rejection turned into the JSON error shape.
+/// Every route of docs/spec.md §2, with every rejection turned into the JSON error shape.
 pub fn routes(engine: Engine, options: RouteOptions) -> BoxedFilter<(Response,)> {
     let api = shop_routes(
         engine.clone(),

@@ -1,7 +1,7 @@
 //! The accept loop: HTTP/1.1 connections served by hyper with the warp routes, plus what
 //! `warp::serve` has no hook for.
 //!
-//! - **Timeouts** (SPEC 2). A connection is closed when no byte has moved either way for
+//! - **Timeouts** (docs/spec.md §2). A connection is closed when no byte has moved either way for
 //!   `idle_timeout`, or when a request head is still incomplete `header_timeout` after its first
 //!   byte. Idle covers a client that connects and says nothing, a keep-alive connection left
 //!   open, and a body that stops halfway; requests never wait on the engine anywhere near

@@ -1,4 +1,4 @@
-//! Request and response bodies of the HTTP API (SPEC section 2). Requests reject unknown
+//! Request and response bodies of the HTTP API (docs/spec.md §2). Requests reject unknown
 //! fields; ids in bodies must be positive. Fields whose bad values have their own error code
 //! (`amount`, `quantity`) are read loosely here and judged by the handler.
 

@@ -1,4 +1,4 @@
-//! The journal (SPEC section 6b): every change to the state is appended here, in the order the
+//! The journal (docs/spec.md §6b): every change to the state is appended here, in the order the
 //! actors make them, and a success reply waits until its change is on disk. Snapshots are
 //! written from a replica the journal keeps, so they stop nothing. A leaf layer: it takes
 //! records and states and gives them back; it knows nothing of the engine.

@@ -60,7 +60,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecoveryError + '_ {
 }
 
 /// Rebuilds the state in `dir`. `seed` gives the state to start from when there is no
-/// snapshot. `ignore_damage` is the override flag of SPEC section 6: unreadable snapshots are
+/// snapshot. `ignore_damage` is the override flag of docs/spec.md §6: unreadable snapshots are
 /// skipped for the seed, and damaged journal records are set aside with everything after them.
 pub fn recover(
     dir: &Path,

@@ -1,4 +1,4 @@
-//! The concurrent-buyer simulation (SPEC section 7): a seeded, invariant-checking harness.
+//! The concurrent-buyer simulation (docs/spec.md §7): a seeded, invariant-checking harness.
 //! Thousands of buyers (`buyer.rs`) shop at once, in this process (`Engine`) or against a
 //! running server (`HttpShop`); the shop is observed before and after, and the difference must
 //! be exactly what the buyers' ledger says (`ledger.rs`), cross-checked with the engine's own

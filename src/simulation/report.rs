@@ -1,5 +1,5 @@
 //! What a simulation measured: latency samples and outcome counts per kind of operation,
-//! turned at the end into HDR histograms and the report of SPEC section 7.
+//! turned at the end into HDR histograms and the report of docs/spec.md §7.
 
 use std::collections::BTreeMap;
 use std::fmt;

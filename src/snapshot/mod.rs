@@ -1,4 +1,4 @@
-//! Snapshots (SPEC section 6): the whole engine state, written crash-safely and read back on
+//! Snapshots (docs/spec.md §6): the whole engine state, written crash-safely and read back on
 //! start. Storage is a leaf layer: this module takes a state and returns one; it knows nothing
 //! of the engine or its actors.
 //!
