@@ -25,6 +25,38 @@ pub struct Settings {
     pub log: LogSettings,
     pub journal: JournalSettings,
     pub auth: AuthSettings,
+    pub actors: ActorSettings,
+    pub metrics: MetricsSettings,
+}
+
+/// `actors.passivate_after` (docs/spec.md §3). Accepted and validated; not in effect yet:
+/// every actor keeps running, which behaves the same as one that stops and starts again.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActorSettings {
+    #[serde(with = "humantime_serde")]
+    pub passivate_after: Duration,
+}
+
+/// `metrics.enabled` (docs/spec.md §3). Accepted; `GET /metrics` is not built yet.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+}
+
+impl Default for ActorSettings {
+    fn default() -> Self {
+        ActorSettings {
+            passivate_after: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings { enabled: true }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -287,6 +319,10 @@ impl Settings {
             (
                 self.order.expiry <= MAX_DURATION,
                 "order.expiry must be at most 100 years (deadlines must stay representable)",
+            ),
+            (
+                !self.actors.passivate_after.is_zero(),
+                "actors.passivate_after must be positive",
             ),
             (
                 !self.order.archive_after.is_zero(),
