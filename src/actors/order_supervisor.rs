@@ -36,8 +36,8 @@ pub enum SupervisorMessage {
 #[derive(Default)]
 pub struct SupervisorState {
     deadlines: BTreeSet<(Timestamp, OrderId, UserId)>,
-    /// The deadline of each order in `deadlines`, to drop it by order id.
-    armed: rustc_hash::FxHashMap<OrderId, Timestamp>,
+    /// The deadline and buyer of each order in `deadlines`, to drop it by order id.
+    armed: rustc_hash::FxHashMap<OrderId, (Timestamp, UserId)>,
     /// When the pending timer fires, if one is pending.
     wake_at: Option<Timestamp>,
 }
@@ -56,19 +56,15 @@ impl SupervisorState {
     }
 
     fn arm(&mut self, order_id: OrderId, user_id: UserId, expires_at: Timestamp) {
-        if let Some(previous) = self.armed.insert(order_id, expires_at) {
-            self.deadlines.remove(&(previous, order_id, user_id));
+        if let Some((previous, buyer)) = self.armed.insert(order_id, (expires_at, user_id)) {
+            self.deadlines.remove(&(previous, order_id, buyer));
         }
         self.deadlines.insert((expires_at, order_id, user_id));
     }
 
     fn disarm(&mut self, order_id: OrderId) {
-        if let Some(expires_at) = self.armed.remove(&order_id) {
-            let key = (expires_at, order_id, 0)..=(expires_at, order_id, UserId::MAX);
-            let found: Vec<_> = self.deadlines.range(key).copied().collect();
-            for entry in found {
-                self.deadlines.remove(&entry);
-            }
+        if let Some((expires_at, user_id)) = self.armed.remove(&order_id) {
+            self.deadlines.remove(&(expires_at, order_id, user_id));
         }
     }
 }
