@@ -83,14 +83,7 @@ impl Drop for Server {
 
 impl Server {
     pub async fn get(&self, path: &str) -> Value {
-        self.client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        json_of(self.client.get(format!("{}{path}", self.base))).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
@@ -122,15 +115,8 @@ impl Server {
     }
 
     async fn admin_get(&self, path: &str) -> Value {
-        self.client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        let request = self.client.get(format!("{}{path}", self.base));
+        json_of(request.bearer_auth(TOKEN)).await
     }
 
     pub fn terminate(&mut self) -> std::process::ExitStatus {
@@ -139,4 +125,9 @@ impl Server {
         assert!(sent.success());
         self.child.wait().unwrap()
     }
+}
+
+/// Sends a request that must be answered, and reads its JSON body.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
