@@ -26,7 +26,7 @@ use crate::model::{
 pub struct ProductEntry {
     pub actor: ActorRef<ProductMessage>,
     pub id: ProductId,
-    pub name: String,
+    pub name: Arc<str>,
     pub category: String,
     pub price: Won,
     pub purchase_limit: Option<u64>,
@@ -49,7 +49,7 @@ impl ProductEntry {
             .collect();
         ProductView {
             id: self.id,
-            name: self.name.clone(),
+            name: self.name.to_string(),
             category: self.category.clone(),
             price: self.price,
             options,

@@ -2,6 +2,8 @@
 //! read views of products and coupons. These are the JSON shapes of docs/spec.md §2; actor state
 //! types wrap them, and the HTTP layer serializes them as they are.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
@@ -101,7 +103,8 @@ pub enum OrderStatus {
 pub struct OrderItem {
     pub product_id: ProductId,
     pub option_id: OptionId,
-    pub name: String,
+    /// The product's name, shared with the product rather than copied into every line.
+    pub name: Arc<str>,
     pub quantity: u32,
     pub unit_price: Won,
     pub line_total: Won,

@@ -161,7 +161,7 @@ impl SeedProduct {
             .collect();
         ProductState {
             id: self.id,
-            name: self.name,
+            name: self.name.into(),
             category: self.category,
             price: self.price,
             options,

@@ -13,7 +13,7 @@ use crate::actors::sales::SalesState;
 use crate::actors::user::UserState;
 use crate::clock::Timestamp;
 use crate::journal::Record;
-use crate::model::{CouponId, OrderPaid, OrderStatus, ProductId, UserId};
+use crate::model::{CouponId, Order, OrderPaid, OrderStatus, ProductId, UserId};
 use crate::snapshot::model::{ProductV2, stock_lines};
 
 /// The next id each kind of entity will be given. Ids are never reused.
@@ -52,6 +52,17 @@ pub struct EngineState {
     pub archived_orders: u64,
 }
 
+/// Replaces each line's copy of its product's name with the product's own.
+fn share_product_names(products: &BTreeMap<ProductId, ProductState>, order: &mut Order) {
+    for item in &mut order.items {
+        if let Some(product) = products.get(&item.product_id)
+            && product.name == item.name
+        {
+            item.name = product.name.clone();
+        }
+    }
+}
+
 /// Raises `counter` above `id`.
 fn above(counter: &mut u64, id: u64) {
     *counter = (*counter).max(id.saturating_add(1));
@@ -82,6 +93,16 @@ impl EngineState {
         }
     }
 
+    /// Points every order line at its product's name. A decoded order carries its own copy
+    /// of each name; a running engine shares the product's, and so does a restored one.
+    pub fn share_product_names(&mut self) {
+        for user in self.users.values_mut() {
+            for order in user.orders.values_mut() {
+                share_product_names(&self.products, order);
+            }
+        }
+    }
+
     /// Entities in the state: users, products, coupons and orders.
     pub fn entity_count(&self) -> usize {
         let orders: usize = self.users.values().map(|user| user.orders.len()).sum();
@@ -105,7 +126,8 @@ impl EngineState {
                 user.charge(amount, u64::MAX).map_err(|e| e.to_string())?;
             }
             Record::OrderPlaced { user_id, order } => {
-                let order = order.into_order(user_id);
+                let mut order = order.into_order(user_id);
+                share_product_names(&self.products, &mut order);
                 above(&mut self.ids.next_order_id, order.order_id);
                 self.user(user_id)?.add_order(order)?;
             }

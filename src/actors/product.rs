@@ -97,7 +97,8 @@ impl Reservation {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProductState {
     pub id: ProductId,
-    pub name: String,
+    /// Shared with every order line that names the product.
+    pub name: Arc<str>,
     pub category: String,
     pub price: Won,
     pub options: Vec<OptionStock>,

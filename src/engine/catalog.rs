@@ -187,7 +187,7 @@ impl Engine {
                 name: self
                     .directory()
                     .product(ranked.product_id)
-                    .map(|p| p.name.clone())
+                    .map(|p| p.name.to_string())
                     .unwrap_or_default(),
                 sold_quantity: ranked.sold_quantity,
             })
@@ -308,7 +308,7 @@ impl Engine {
             .collect();
         let state = ProductState {
             id: ids.product.fetch_add(1, Ordering::SeqCst),
-            name: new.name,
+            name: new.name.into(),
             category: new.category,
             price: new.price,
             options,

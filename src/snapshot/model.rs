@@ -244,7 +244,7 @@ impl SnapshotV3 {
 
     pub fn into_state(self) -> EngineState {
         let ids = self.ids;
-        EngineState {
+        let mut state = EngineState {
             users: self
                 .users
                 .into_iter()
@@ -284,7 +284,9 @@ impl SnapshotV3 {
                 next_coupon_id: ids.next_coupon_id,
                 next_order_id: ids.next_order_id,
             },
-        }
+        };
+        state.share_product_names();
+        state
     }
 }
 
@@ -411,7 +413,7 @@ impl OrderItemV1 {
         OrderItemV1 {
             product_id: item.product_id,
             option_id: item.option_id,
-            name: item.name.clone(),
+            name: item.name.to_string(),
             quantity: item.quantity,
             unit_price: item.unit_price,
             line_total: item.line_total,
@@ -422,7 +424,7 @@ impl OrderItemV1 {
         OrderItem {
             product_id: self.product_id,
             option_id: self.option_id,
-            name: self.name,
+            name: self.name.into(),
             quantity: self.quantity,
             unit_price: self.unit_price,
             line_total: self.line_total,
@@ -542,7 +544,7 @@ impl ProductV2 {
     pub fn from_state(product: &ProductState) -> ProductV2 {
         ProductV2 {
             id: product.id,
-            name: product.name.clone(),
+            name: product.name.to_string(),
             category: product.category.clone(),
             price: product.price,
             options: product
@@ -583,7 +585,7 @@ impl ProductV2 {
     pub fn into_state(self) -> ProductState {
         ProductState {
             id: self.id,
-            name: self.name,
+            name: self.name.into(),
             category: self.category,
             price: self.price,
             options: self

@@ -198,3 +198,35 @@ fn pruning_keeps_the_newest() {
         .collect();
     assert_eq!(left, vec![7, 6, 5]);
 }
+
+#[test]
+fn restored_order_lines_share_their_product_name() {
+    use crate::model::{Order, OrderItem, OrderStatus};
+    let mut original = state(1);
+    let order = Order {
+        order_id: 1,
+        user_id: 1,
+        status: OrderStatus::Pending,
+        items: vec![OrderItem {
+            product_id: 1,
+            option_id: 11,
+            name: "Mug".into(),
+            quantity: 1,
+            unit_price: 10_000,
+            line_total: 10_000,
+        }],
+        total_amount: 10_000,
+        coupon_id: None,
+        discount_amount: None,
+        paid_amount: None,
+        created_at: TAKEN_AT,
+        expires_at: TAKEN_AT,
+        paid_at: None,
+    };
+    original.users.get_mut(&1).unwrap().orders.insert(1, order);
+    // The model conversion alone: the order holds no stock, so the state would fail its check.
+    let loaded = model::SnapshotV3::from_state(1, TAKEN_AT, &original).into_state();
+    let line = &loaded.users[&1].orders[&1].items[0];
+    assert_eq!(&*line.name, "Mug");
+    assert!(std::sync::Arc::ptr_eq(&line.name, &loaded.products[&1].name));
+}
