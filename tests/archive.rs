@@ -237,3 +237,38 @@ async fn an_archive_without_its_snapshots_refuses_the_start() {
     .expect("the start is refused");
     assert!(refused.to_string().contains("archive"), "{refused}");
 }
+
+/// On tokio's paused clock: an ended order stays in memory until `archive_after` has passed
+/// since it ended, not a moment before, then moves and reads back the same. (Without a
+/// journal: its threads do not follow the paused clock. The archive's fsyncs run under
+/// `spawn_blocking`, which holds the paused clock still while they run.)
+#[tokio::test(start_paused = true)]
+async fn an_ended_order_moves_once_archive_after_has_passed_since_it_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive_after = Duration::from_secs(60);
+    let mut config = helpers::config(Duration::from_secs(600));
+    config.archive = Some(Archive::open(dir.path()).unwrap());
+    config.archive_after = archive_after;
+    let start = commerce_engine::clock::Timestamp::parse(helpers::START).unwrap();
+    let engine = Engine::start(config, Clock::starting_at(start), seed())
+        .await
+        .unwrap();
+    let order = engine.place_order(1, mug(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    engine.pay(order.order_id, 1, None).await.unwrap();
+    let paid = engine.order(order.order_id).await.unwrap();
+
+    tokio::time::sleep(archive_after - Duration::from_millis(1)).await;
+    let state = engine.read_state().await.unwrap();
+    assert_eq!(state.archived_orders, 0, "moved before archive_after had passed");
+    assert!(state.users[&1].orders.contains_key(&order.order_id));
+
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let state = archived(&engine, 1, 1).await;
+    assert_eq!(state.archived_orders, 1);
+    assert_eq!(engine.order(order.order_id).await.unwrap(), paid);
+    let (orders, next_before) = engine.user_orders(1, 10, None).await.unwrap();
+    assert_eq!((orders, next_before), (vec![paid], None));
+    assert_full_audit_ok(&engine).await;
+    engine.stop().await;
+}
