@@ -24,6 +24,8 @@ use crate::state::EngineState;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a request waits for an actor before answering 503.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often recorded histogram samples are folded into their buckets.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -61,6 +63,7 @@ pub struct Running {
     server: JoinHandle<()>,
     periodic_snapshots: JoinHandle<()>,
     stop_snapshots: oneshot::Sender<()>,
+    metrics_upkeep: JoinHandle<()>,
 }
 
 pub fn engine_config(settings: &Settings) -> Result<EngineConfig, StartError> {
@@ -72,6 +75,7 @@ pub fn engine_config(settings: &Settings) -> Result<EngineConfig, StartError> {
         journal: None,
         archive: None,
         archive_after: settings.order.archive_after,
+        metrics: std::sync::Arc::default(),
     })
 }
 
@@ -123,7 +127,8 @@ pub async fn open(
             archive.path().display()
         )));
     }
-    let journal = Journal::open(storage.journal, start, storage.faults)?;
+    let metrics = config.metrics.clone();
+    let journal = Journal::open(storage.journal, start, storage.faults, metrics)?;
     let mut state = recovered.state;
     let mut unfinished = recovered.unfinished;
     // A crash between storing archived orders and recording it left them in both places.
@@ -168,6 +173,7 @@ pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running
         body_limit_bytes: settings.server.body_limit,
         admin_token: settings.admin.token.clone(),
         buyers: BuyerAuth::from_settings(&settings.auth).map_err(StartError::Config)?,
+        metrics: settings.metrics.enabled,
     };
     let (stop_accepting, stopped) = oneshot::channel::<()>();
     let server = serve(
@@ -183,6 +189,7 @@ pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running
     let interval = settings.snapshot.interval;
     let periodic_snapshots =
         tokio::spawn(snapshot_every(interval, engine.clone(), snapshots_stopped));
+    let metrics_upkeep = tokio::spawn(metrics_upkeep(engine.clone()));
     tracing::info!(%local_addr, "commerce-engine listening");
     Ok(Running {
         local_addr,
@@ -191,7 +198,18 @@ pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running
         server,
         periodic_snapshots,
         stop_snapshots,
+        metrics_upkeep,
     })
+}
+
+/// Folds recorded samples into the metrics' histograms every few seconds, so that they stay
+/// bounded when nothing scrapes `GET /metrics`. Holds no state: it is aborted at shutdown.
+async fn metrics_upkeep(engine: Engine) {
+    let mut ticks = tokio::time::interval(METRICS_UPKEEP);
+    loop {
+        ticks.tick().await;
+        engine.metrics().upkeep();
+    }
 }
 
 /// Takes a snapshot every `interval` until told to stop.
@@ -227,6 +245,7 @@ impl Running {
             tracing::warn!("in-flight requests did not finish in {drain:?}; closing them");
             server.abort();
         }
+        self.metrics_upkeep.abort();
         let _ = self.stop_snapshots.send(());
         let _ = self.periodic_snapshots.await;
         let last = self.engine.snapshot().await;

@@ -38,7 +38,7 @@ pub struct ActorSettings {
     pub passivate_after: Duration,
 }
 
-/// `metrics.enabled` (docs/spec.md §3). Accepted; `GET /metrics` is not built yet.
+/// `metrics.enabled` (docs/spec.md §3): whether `GET /metrics` is served.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsSettings {

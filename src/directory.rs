@@ -99,6 +99,11 @@ pub struct Directory {
 }
 
 impl Directory {
+    /// How many entities have an actor: users, products and coupons.
+    pub fn actor_count(&self) -> usize {
+        self.users.len() + self.products.load().len() + self.coupons.len()
+    }
+
     pub fn user(&self, id: UserId) -> Option<ActorRef<UserMessage>> {
         self.users.get(&id).map(|entry| entry.actor.clone())
     }

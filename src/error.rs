@@ -94,6 +94,39 @@ pub enum EngineError {
     Unavailable(String),
 }
 
+impl EngineError {
+    /// The error's code, as clients see it (`{"code","message"}`, docs/spec.md §2).
+    pub fn code(&self) -> &'static str {
+        use EngineError::*;
+        match self {
+            UserNotFound(_) => "USER_NOT_FOUND",
+            ProductNotFound(_) => "PRODUCT_NOT_FOUND",
+            OptionNotFound { .. } => "OPTION_NOT_FOUND",
+            CouponNotFound(_) => "COUPON_NOT_FOUND",
+            OrderNotFound(_) => "ORDER_NOT_FOUND",
+            InvalidAmount(_) => "INVALID_AMOUNT",
+            InvalidOrder(_) => "INVALID_ORDER",
+            InvalidRequest(_) => "INVALID_REQUEST",
+            UserExists(_) => "USER_EXISTS",
+            BalanceLimitExceeded { .. } => "BALANCE_LIMIT_EXCEEDED",
+            OutOfStock { .. } => "OUT_OF_STOCK",
+            TooManyPendingOrders { .. } => "TOO_MANY_PENDING_ORDERS",
+            PurchaseLimitExceeded { .. } => "PURCHASE_LIMIT_EXCEEDED",
+            CouponAlreadyIssued { .. } => "COUPON_ALREADY_ISSUED",
+            CouponSoldOut(_) => "COUPON_SOLD_OUT",
+            CouponExpired(_) => "COUPON_EXPIRED",
+            OrderExpired(_) => "ORDER_EXPIRED",
+            OrderAlreadyPaid(_) => "ORDER_ALREADY_PAID",
+            OrderCancelled(_) => "ORDER_CANCELLED",
+            CouponNotUsable { .. } => "COUPON_NOT_USABLE",
+            InsufficientBalance { .. } => "INSUFFICIENT_BALANCE",
+            OrderNotCancellable { .. } => "ORDER_NOT_CANCELLABLE",
+            Snapshot(_) => "SNAPSHOT_FAILED",
+            Unavailable(_) => "UNAVAILABLE",
+        }
+    }
+}
+
 impl From<StockError> for EngineError {
     fn from(error: StockError) -> Self {
         match error {

@@ -34,6 +34,7 @@ pub mod error;
 pub mod gate;
 pub mod http;
 pub mod journal;
+pub mod metrics;
 
 pub mod model;
 pub mod seed;

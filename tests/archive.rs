@@ -260,7 +260,10 @@ async fn an_ended_order_moves_once_archive_after_has_passed_since_it_ended() {
 
     tokio::time::sleep(archive_after - Duration::from_millis(1)).await;
     let state = engine.read_state().await.unwrap();
-    assert_eq!(state.archived_orders, 0, "moved before archive_after had passed");
+    assert_eq!(
+        state.archived_orders, 0,
+        "moved before archive_after had passed"
+    );
     assert!(state.users[&1].orders.contains_key(&order.order_id));
 
     tokio::time::sleep(Duration::from_millis(1)).await;

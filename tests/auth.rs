@@ -29,6 +29,7 @@ async fn api_with(settings: AuthSettings) -> Api {
         body_limit_bytes: 16_384,
         admin_token: helpers::ADMIN_TOKEN.into(),
         buyers: BuyerAuth::from_settings(&settings).unwrap(),
+        metrics: true,
     };
     Api::with_options(&engine, options)
 }

@@ -29,6 +29,7 @@ async fn server() -> (
         body_limit_bytes: 16_384,
         admin_token: helpers::ADMIN_TOKEN.into(),
         buyers: Default::default(),
+        metrics: true,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let policing = ServerOptions {

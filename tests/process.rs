@@ -184,3 +184,82 @@ async fn idle_sockets_cannot_starve_the_server_of_file_descriptors() {
     assert!(refusals >= 1, "running out of descriptors was not logged");
     drop(idle);
 }
+
+/// The real server's `GET /metrics`, after orders, a payment and a snapshot (so the journal's
+/// and snapshots' metrics have samples), passes `promtool check metrics` (Debian's
+/// `prometheus` package). Without promtool the check is skipped with a note, unless
+/// `COMMERCE_REQUIRE_PROMTOOL` is set, as `.ci/run` sets it after installing the package.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool_check() {
+    let promtool = std::process::Command::new("promtool")
+        .arg("--version")
+        .output();
+    if promtool.is_err() {
+        assert!(
+            std::env::var_os("COMMERCE_REQUIRE_PROMTOOL").is_none(),
+            "promtool is required but not installed (apt-get install prometheus)"
+        );
+        eprintln!("skipped: promtool is not installed (apt-get install prometheus)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let (_, order) = server
+        .post(
+            "/orders",
+            json!({"user_id": 3, "items": [{"product_id": 14, "option_id": 128, "quantity": 1}]}),
+        )
+        .await;
+    let order_id = order["order_id"].as_u64().unwrap();
+    let (status, _) = server
+        .post(
+            &format!("/orders/{order_id}/payment"),
+            json!({"user_id": 3}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = server
+        .post("/orders/999999/payment", json!({"user_id": 3}))
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = server.post("/admin/snapshot", json!({})).await;
+    assert_eq!(status, 200);
+    let text = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for family in [
+        "commerce_journal_fsync_duration_seconds_bucket",
+        "commerce_journal_records_per_fsync_bucket",
+        "commerce_snapshot_duration_seconds_bucket",
+        "commerce_snapshot_age_seconds",
+        "commerce_http_request_duration_seconds_bucket",
+        "commerce_payment_refusals_total{code=\"ORDER_NOT_FOUND\"}",
+    ] {
+        assert!(text.contains(family), "{family} missing from\n{text}");
+    }
+    let mut check = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let checked = check.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&checked.stdout).into_owned()
+        + &String::from_utf8_lossy(&checked.stderr);
+    assert!(checked.status.success(), "promtool: {said}\n{text}");
+    assert!(said.trim().is_empty(), "promtool's lint findings: {said}");
+}

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -16,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::actors::Recorder;
 use crate::journal::Record;
+use crate::metrics::Metrics;
 use crate::model::{OrderId, OrderPaid};
 
 /// The first retry waits this long; each further one doubles, up to `MAX_BACKOFF`.
@@ -119,6 +121,7 @@ pub enum DataPlatformMessage {
 pub struct DataPlatformActor {
     pub sink: Sink,
     pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
 }
 
 pub struct Running {
@@ -166,6 +169,8 @@ impl Actor for DataPlatformActor {
                 let _ = reply.send(state.data.clone());
             }
         }
+        let backlog = state.data.pending.len() as f64;
+        self.metrics.data_platform_backlog.set(backlog);
         Ok(())
     }
 }

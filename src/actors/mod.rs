@@ -23,6 +23,7 @@ use crate::config::Limits;
 use crate::directory::Directory;
 use crate::gate::Gate;
 use crate::journal::{Journal, Record};
+use crate::metrics::Metrics;
 use crate::model::{OrderId, UserId};
 
 /// Where an actor appends the record of each change it makes (see `src/journal/mod.rs`):
@@ -62,6 +63,7 @@ pub struct Links {
     pub ended: Option<tokio::sync::mpsc::UnboundedSender<Ended>>,
     /// Ended orders that have left memory for the archive (`EngineState::archived_orders`).
     pub archived_orders: std::sync::atomic::AtomicU64,
+    pub metrics: Arc<Metrics>,
 }
 
 /// An order that ended (PAID, EXPIRED or CANCELLED) at `at`: it may move to the archive

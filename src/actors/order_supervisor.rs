@@ -161,6 +161,9 @@ impl Actor for OrderSupervisor {
                 let _ = reply.send(state.deadlines.len());
             }
         }
+        // Every PENDING order has a deadline here (those being expired right now aside).
+        let pending = state.deadlines.len() as f64;
+        self.links.metrics.pending_orders.set(pending);
         Ok(())
     }
 }

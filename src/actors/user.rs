@@ -424,6 +424,7 @@ impl UserActor {
                 release_slot(&self.pending_orders);
                 self.release_stock(order);
                 self.links.order_ended(order.user_id, order_id);
+                self.links.metrics.orders_expired.increment(1);
                 true
             }
             None => false,
@@ -463,6 +464,8 @@ impl Actor for UserActor {
                     self.links
                         .recorder
                         .record(|| Record::Charged { user_id, amount });
+                    self.links.metrics.charges.increment(1);
+                    self.links.metrics.charged_points.increment(amount);
                 }
                 self.publish_balance(state);
                 let _ = reply.send(charged);
@@ -508,6 +511,7 @@ impl Actor for UserActor {
                     self.settle_payment(&state.orders[&order_id]);
                     self.publish_balance(state);
                     self.links.order_ended(state.id, order_id);
+                    self.links.metrics.orders_paid.increment(1);
                 }
                 let _ = reply.send(result);
             }
@@ -526,6 +530,7 @@ impl Actor for UserActor {
                     release_slot(&self.pending_orders);
                     self.release_stock(order);
                     self.links.order_ended(order.user_id, order_id);
+                    self.links.metrics.orders_cancelled.increment(1);
                 }
                 let _ = reply.send(result);
             }
@@ -573,6 +578,7 @@ impl Actor for UserActor {
                 self.links
                     .archived_orders
                     .fetch_add(removed, std::sync::atomic::Ordering::SeqCst);
+                self.links.metrics.orders_archived.increment(removed);
             }
         }
         Ok(())

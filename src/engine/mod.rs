@@ -39,6 +39,7 @@ use crate::directory::{Directory, ProductEntry, UserEntry};
 use crate::error::EngineError;
 use crate::gate::Gate;
 use crate::journal::Journal;
+use crate::metrics::{JournalTotals, Metrics, Readings, Refused};
 use crate::model::{OrderId, OrderStatus, UserId};
 use crate::snapshot::SnapshotInfo;
 use crate::state::EngineState;
@@ -59,6 +60,8 @@ pub struct EngineConfig {
     /// memory.
     pub archive: Option<Archive>,
     pub archive_after: Duration,
+    /// What `GET /metrics` shows; the journal records its timings here too.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for EngineConfig {
@@ -71,6 +74,7 @@ impl Default for EngineConfig {
             journal: None,
             archive: None,
             archive_after: Duration::from_secs(60),
+            metrics: Arc::default(),
         }
     }
 }
@@ -122,6 +126,7 @@ impl Engine {
         let data_platform = DataPlatformActor {
             sink: config.sink,
             recorder: recorder.clone(),
+            metrics: config.metrics.clone(),
         };
         let (data_platform, _) = Actor::spawn(None, data_platform, state.data_platform)
             .await
@@ -137,6 +142,7 @@ impl Engine {
             call_timeout: config.call_timeout,
             ended: ended_sender,
             archived_orders: state.archived_orders.into(),
+            metrics: config.metrics.clone(),
         });
         let supervisor = OrderSupervisor {
             links: links.clone(),
@@ -196,6 +202,37 @@ impl Engine {
 
     fn directory(&self) -> &Directory {
         &self.inner.links.directory
+    }
+
+    /// The text of `GET /metrics`: the counters as they stand, the gauges read now.
+    pub fn metrics_text(&self) -> String {
+        // The order supervisor, the sales statistics and the data platform.
+        const SERVICE_ACTORS: usize = 3;
+        let journal = self.journal().map(|journal| {
+            let stats = journal.stats();
+            JournalTotals {
+                records: stats.records.load(std::sync::atomic::Ordering::Relaxed),
+                bytes: stats.bytes.load(std::sync::atomic::Ordering::Relaxed),
+                fsyncs: stats.fsyncs.load(std::sync::atomic::Ordering::Relaxed),
+            }
+        });
+        let readings = Readings {
+            running_actors: (self.directory().actor_count() + SERVICE_ACTORS) as u64,
+            journal,
+        };
+        self.links().metrics.render(readings)
+    }
+
+    /// The engine's metrics, for the HTTP layer to count requests in.
+    pub fn metrics(&self) -> &Metrics {
+        &self.links().metrics
+    }
+
+    /// Counts `result` if it is a refusal of `what`, by its code.
+    fn count_refusal<T>(&self, what: Refused, result: &Result<T, EngineError>) {
+        if let Err(error) = result {
+            self.links().metrics.refused(what, error.code());
+        }
     }
 
     /// Asks an actor and waits for its reply, at most `call_timeout`.

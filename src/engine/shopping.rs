@@ -10,6 +10,7 @@ use crate::actors::user::{CancelError, PaymentError, UserMessage};
 use crate::directory::ProductEntry;
 use crate::error::EngineError;
 use crate::journal::Record;
+use crate::metrics::Refused;
 use crate::model::{
     CouponId, CouponView, OptionId, Order, OrderId, OrderItem, OrderStatus, Payment, ProductId,
     UserCoupon, UserId, Won,
@@ -68,6 +69,19 @@ impl Engine {
         coupon_id: CouponId,
         user_id: UserId,
     ) -> Result<UserCoupon, EngineError> {
+        let issued = self.issue_coupon_once(coupon_id, user_id).await;
+        self.count_refusal(Refused::CouponIssue, &issued);
+        if issued.is_ok() {
+            self.links().metrics.coupons_issued.increment(1);
+        }
+        issued
+    }
+
+    async fn issue_coupon_once(
+        &self,
+        coupon_id: CouponId,
+        user_id: UserId,
+    ) -> Result<UserCoupon, EngineError> {
         let admitted = self.links().gate.enter().await;
         let coupon = self
             .directory()
@@ -115,9 +129,18 @@ impl Engine {
         lines: Vec<OrderLine>,
     ) -> Result<Order, EngineError> {
         let engine = self.clone();
-        tokio::spawn(async move { engine.place_order_to_the_end(user_id, lines).await })
-            .await
-            .map_err(|error| EngineError::Unavailable(format!("order placement failed: {error}")))?
+        let placed =
+            tokio::spawn(async move { engine.place_order_to_the_end(user_id, lines).await })
+                .await
+                .map_err(|error| {
+                    EngineError::Unavailable(format!("order placement failed: {error}"))
+                })
+                .and_then(|placed| placed);
+        self.count_refusal(Refused::Order, &placed);
+        if placed.is_ok() {
+            self.links().metrics.orders_placed.increment(1);
+        }
+        placed
     }
 
     async fn place_order_to_the_end(
@@ -324,6 +347,18 @@ impl Engine {
 
     /// Pays `user_id`'s order. An unknown user, or an order of someone else, is ORDER_NOT_FOUND.
     pub async fn pay(
+        &self,
+        order_id: OrderId,
+        user_id: UserId,
+        coupon_id: Option<CouponId>,
+    ) -> Result<Payment, EngineError> {
+        // Payments are counted by the buyer's actor, which makes them.
+        let paid = self.pay_once(order_id, user_id, coupon_id).await;
+        self.count_refusal(Refused::Payment, &paid);
+        paid
+    }
+
+    async fn pay_once(
         &self,
         order_id: OrderId,
         user_id: UserId,

@@ -136,40 +136,36 @@ impl Reply for ApiError {
     }
 }
 
-/// The status and code of an engine error: the one table of them.
-pub fn status_and_code(error: &EngineError) -> (StatusCode, &'static str) {
-    use EngineError::*;
-    match error {
-        UserNotFound(_) => (StatusCode::NOT_FOUND, "USER_NOT_FOUND"),
-        ProductNotFound(_) => (StatusCode::NOT_FOUND, "PRODUCT_NOT_FOUND"),
-        OptionNotFound { .. } => (StatusCode::NOT_FOUND, "OPTION_NOT_FOUND"),
-        CouponNotFound(_) => (StatusCode::NOT_FOUND, "COUPON_NOT_FOUND"),
-        OrderNotFound(_) => (StatusCode::NOT_FOUND, "ORDER_NOT_FOUND"),
-        InvalidAmount(_) => (StatusCode::BAD_REQUEST, "INVALID_AMOUNT"),
-        InvalidOrder(_) => (StatusCode::BAD_REQUEST, "INVALID_ORDER"),
-        InvalidRequest(_) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
-        UserExists(_) => (StatusCode::CONFLICT, "USER_EXISTS"),
-        BalanceLimitExceeded { .. } => (StatusCode::CONFLICT, "BALANCE_LIMIT_EXCEEDED"),
-        OutOfStock { .. } => (StatusCode::CONFLICT, "OUT_OF_STOCK"),
-        TooManyPendingOrders { .. } => (StatusCode::CONFLICT, "TOO_MANY_PENDING_ORDERS"),
-        PurchaseLimitExceeded { .. } => (StatusCode::CONFLICT, "PURCHASE_LIMIT_EXCEEDED"),
-        CouponAlreadyIssued { .. } => (StatusCode::CONFLICT, "COUPON_ALREADY_ISSUED"),
-        CouponSoldOut(_) => (StatusCode::CONFLICT, "COUPON_SOLD_OUT"),
-        CouponExpired(_) => (StatusCode::CONFLICT, "COUPON_EXPIRED"),
-        OrderExpired(_) => (StatusCode::CONFLICT, "ORDER_EXPIRED"),
-        OrderAlreadyPaid(_) => (StatusCode::CONFLICT, "ORDER_ALREADY_PAID"),
-        OrderCancelled(_) => (StatusCode::CONFLICT, "ORDER_CANCELLED"),
-        CouponNotUsable { .. } => (StatusCode::CONFLICT, "COUPON_NOT_USABLE"),
-        InsufficientBalance { .. } => (StatusCode::CONFLICT, "INSUFFICIENT_BALANCE"),
-        OrderNotCancellable { .. } => (StatusCode::CONFLICT, "ORDER_NOT_CANCELLABLE"),
-        Snapshot(_) => (StatusCode::INTERNAL_SERVER_ERROR, "SNAPSHOT_FAILED"),
-        Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+/// The status of an error code: the one table of them. Every code of `EngineError::code` is
+/// here; a code missing from it would answer 500 (and a test would notice).
+pub fn status_of(code: &str) -> StatusCode {
+    match code {
+        "USER_NOT_FOUND" | "PRODUCT_NOT_FOUND" | "OPTION_NOT_FOUND" | "COUPON_NOT_FOUND"
+        | "ORDER_NOT_FOUND" => StatusCode::NOT_FOUND,
+        "INVALID_AMOUNT" | "INVALID_ORDER" | "INVALID_REQUEST" => StatusCode::BAD_REQUEST,
+        "USER_EXISTS"
+        | "BALANCE_LIMIT_EXCEEDED"
+        | "OUT_OF_STOCK"
+        | "TOO_MANY_PENDING_ORDERS"
+        | "PURCHASE_LIMIT_EXCEEDED"
+        | "COUPON_ALREADY_ISSUED"
+        | "COUPON_SOLD_OUT"
+        | "COUPON_EXPIRED"
+        | "ORDER_EXPIRED"
+        | "ORDER_ALREADY_PAID"
+        | "ORDER_CANCELLED"
+        | "COUPON_NOT_USABLE"
+        | "INSUFFICIENT_BALANCE"
+        | "ORDER_NOT_CANCELLABLE" => StatusCode::CONFLICT,
+        "UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> ApiError {
-        let (status, code) = status_and_code(&error);
+        let code = error.code();
+        let status = status_of(code);
         if let EngineError::Unavailable(detail) = &error {
             // The detail is for operators, not clients.
             tracing::error!(%detail, "engine unavailable");

@@ -42,6 +42,17 @@ pub async fn health() -> Reply200 {
     respond(StatusCode::OK, Ok(HealthResponse { status: "ok" }))
 }
 
+/// The Prometheus text exposition, version 0.0.4.
+pub async fn metrics(engine: Engine) -> Reply200 {
+    let text = engine.metrics_text();
+    let reply = warp::reply::with_header(
+        text,
+        warp::http::header::CONTENT_TYPE,
+        "text/plain; version=0.0.4; charset=utf-8",
+    );
+    Ok(reply.into_response())
+}
+
 pub async fn points(user_id: u64, caller: Caller, engine: Engine) -> Reply200 {
     if let Err(error) = caller.acts_as(user_id) {
         return rejected(error);

@@ -28,18 +28,111 @@ pub struct RouteOptions {
     pub admin_token: String,
     /// Who may act as a buyer.
     pub buyers: BuyerAuth,
+    /// Whether `GET /metrics` is served (`metrics.enabled`).
+    pub metrics: bool,
+}
+
+/// One route of docs/spec.md §2: its method and its path template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+}
+
+const fn route(method: &'static str, path: &'static str) -> Route {
+    Route { method, path }
+}
+
+/// Every route the router serves. `GET /metrics` labels requests with these templates, and a
+/// test holds the router and `GET /openapi.json` to this list. A literal segment comes before
+/// a parameter in the same place (`/products/popular` before `/products/{product_id}`):
+/// the first template that fits a path names it.
+pub const ROUTES: &[Route] = &[
+    route("GET", "/health"),
+    route("HEAD", "/health"),
+    route("GET", "/metrics"),
+    route("GET", "/users/{user_id}/points"),
+    route("POST", "/users/{user_id}/points/charge"),
+    route("GET", "/users/{user_id}/coupons"),
+    route("GET", "/users/{user_id}/orders"),
+    route("GET", "/products"),
+    route("GET", "/products/popular"),
+    route("GET", "/products/{product_id}"),
+    route("POST", "/coupons/{coupon_id}/issue"),
+    route("GET", "/coupons/{coupon_id}"),
+    route("POST", "/orders"),
+    route("GET", "/orders/{order_id}"),
+    route("POST", "/orders/{order_id}/payment"),
+    route("POST", "/orders/{order_id}/cancel"),
+    route("POST", "/admin/users"),
+    route("POST", "/admin/products"),
+    route(
+        "POST",
+        "/admin/products/{product_id}/options/{option_id}/restock",
+    ),
+    route("POST", "/admin/coupons"),
+    route("POST", "/admin/snapshot"),
+    route("GET", "/admin/audit"),
+];
+
+/// The label of a request to a path that no route serves.
+pub const UNMATCHED: &str = "unmatched";
+
+/// The template of the first route whose path fits `path`, whatever its method.
+pub fn template_of(path: &str) -> &'static str {
+    let fits = |template: &str| {
+        let mut segments = path.split('/');
+        let mut parts = template.split('/');
+        loop {
+            match (segments.next(), parts.next()) {
+                (None, None) => return true,
+                (Some(segment), Some(part)) if part.starts_with('{') || part == segment => {}
+                _ => return false,
+            }
+        }
+    };
+    ROUTES
+        .iter()
+        .find(|route| fits(route.path))
+        .map_or(UNMATCHED, |route| route.path)
+}
+
+/// A method as a metric label: one of a fixed few.
+fn method_label(method: &warp::http::Method) -> &'static str {
+    use warp::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
 }
 
 /// Every route of docs/spec.md §2, with every rejection turned into the JSON error shape.
 pub fn routes(engine: Engine, options: RouteOptions) -> BoxedFilter<(Response,)> {
-    let api = shop_routes(
+    let shop = shop_routes(
         engine.clone(),
         options.body_limit_bytes,
         options.buyers.clone(),
-    )
-    .or(admin_routes(engine, options))
-    .unify();
-    with_request_id(api.recover(recover).unify().boxed())
+    );
+    let api = if options.metrics {
+        let metrics = warp::path!("metrics")
+            .and(warp::get())
+            .and(warp::any().map({
+                let engine = engine.clone();
+                move || engine.clone()
+            }))
+            .and_then(handlers::metrics);
+        metrics.or(shop).unify().boxed()
+    } else {
+        shop
+    };
+    let api = api.or(admin_routes(engine.clone(), options)).unify();
+    with_request_id(engine, api.recover(recover).unify().boxed())
 }
 
 /// The longest request id a client may choose.
@@ -47,8 +140,8 @@ const MAX_REQUEST_ID_CHARS: usize = 64;
 
 /// Every response carries `x-request-id`: the client's own when it sent one of at most 64
 /// visible ASCII characters, else a new one; the request's log line names it (DEBUG for each
-/// request, WARN for a 5xx).
-fn with_request_id(api: BoxedFilter<(Response,)>) -> BoxedFilter<(Response,)> {
+/// request, WARN for a 5xx). Every response is counted in the metrics, by route template.
+fn with_request_id(engine: Engine, api: BoxedFilter<(Response,)>) -> BoxedFilter<(Response,)> {
     let chosen = warp::header::optional::<String>("x-request-id")
         .or(warp::any().map(|| None))
         .unify();
@@ -59,17 +152,25 @@ fn with_request_id(api: BoxedFilter<(Response,)>) -> BoxedFilter<(Response,)> {
         .and(chosen)
         .and(api)
         .map(
-            |started: std::time::Instant,
-             method: warp::http::Method,
-             path: warp::path::FullPath,
-             chosen: Option<String>,
-             mut response: Response| {
+            move |started: std::time::Instant,
+                  method: warp::http::Method,
+                  path: warp::path::FullPath,
+                  chosen: Option<String>,
+                  mut response: Response| {
                 let id = chosen
                     .filter(|id| is_request_id(id))
                     .unwrap_or_else(new_request_id);
                 let status = response.status().as_u16();
-                let micros = started.elapsed().as_micros() as u64;
+                let took = started.elapsed();
+                let micros = took.as_micros() as u64;
                 let path = path.as_str();
+                let template = template_of(path);
+                debug_assert!(
+                    template != UNMATCHED || status == 404,
+                    "{method} {path} was served ({status}) but is missing from ROUTES"
+                );
+                let method_label = method_label(&method);
+                engine.metrics().request(template, method_label, status, took);
                 if status >= 500 {
                     tracing::warn!(request_id = %id, %method, path, status, micros, "request failed");
                 } else {

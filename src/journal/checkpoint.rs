@@ -152,7 +152,9 @@ impl Checkpointer {
         if let Err(error) = self.delete_unneeded_segments() {
             tracing::warn!(%error, "old journal segments could not be deleted");
         }
-        let took_ms = started.elapsed().as_millis() as u64;
+        let took = started.elapsed();
+        let took_ms = took.as_millis() as u64;
+        self.shared.metrics.snapshot_written(took, bytes as u64);
         let entities = self.state.entity_count();
         tracing::info!(path = %path.display(), sequence, position = self.position, bytes, entities, took_ms, "snapshot written");
         Ok(SnapshotInfo {

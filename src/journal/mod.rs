@@ -121,6 +121,7 @@ use serde::Deserialize;
 use tokio::sync::{oneshot, watch};
 
 use crate::clock::Timestamp;
+use crate::metrics::Metrics;
 use crate::snapshot::{SnapshotError, SnapshotInfo};
 use crate::state::EngineState;
 
@@ -202,6 +203,8 @@ struct Shared {
     /// the runtime (cheap) instead of one by one from the writer thread (a syscall each).
     durable: watch::Sender<u64>,
     stats: Stats,
+    /// fsync timings and snapshot sizes go here (the running totals stay in `stats`).
+    metrics: Arc<Metrics>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
@@ -238,6 +241,7 @@ impl Journal {
         options: JournalOptions,
         start: Start,
         faults: Option<Faults>,
+        metrics: Arc<Metrics>,
     ) -> Result<Journal, SnapshotError> {
         let last = start.next_sequence - 1;
         let (durable, _) = watch::channel(last);
@@ -252,6 +256,7 @@ impl Journal {
             written,
             durable,
             stats: Stats::default(),
+            metrics,
             threads: Mutex::new(Vec::new()),
         });
         let segment = writer::Segment::create(&options, start.next_sequence, None, faults)

@@ -227,7 +227,15 @@ pub fn run(
                 spare = Some(Spare::prepare(&options));
                 tracing::info!(path = %segment.path.display(), "journal segment started");
             }
-            write_batch(&shared, &options, &mut segment, &buffer, &mut last_sync);
+            let records = drained.records.len();
+            write_batch(
+                &shared,
+                &options,
+                &mut segment,
+                &buffer,
+                records,
+                &mut last_sync,
+            );
             let stats = &shared.stats;
             stats
                 .records
@@ -269,6 +277,7 @@ fn write_batch(
     options: &JournalOptions,
     segment: &mut Segment,
     bytes: &[u8],
+    records: usize,
     last_sync: &mut Instant,
 ) {
     debug_assert!(bytes.len() >= FRAME_HEADER_LEN);
@@ -277,6 +286,7 @@ fn write_batch(
         FsyncPolicy::Interval => last_sync.elapsed() >= options.fsync_interval,
         FsyncPolicy::Off => false,
     };
+    let started = Instant::now();
     retrying(shared, "write", || {
         segment.write(bytes)?;
         segment.unsynced = true;
@@ -288,6 +298,11 @@ fn write_batch(
     });
     if sync_now {
         *last_sync = Instant::now();
+        let metrics = &shared.metrics;
+        metrics
+            .journal_fsync_seconds
+            .record(started.elapsed().as_secs_f64());
+        metrics.journal_records_per_fsync.record(records as f64);
     }
     segment.length += bytes.len() as u64;
 }

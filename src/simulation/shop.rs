@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 
 use crate::audit::AuditReport;
 use crate::engine::{Engine, OrderLine, ProductQuery};
-use crate::http::error::status_and_code;
 use crate::model::{CouponView, OrderStatus, ProductView};
 
 /// A result whose error is the API's error code (static in embedded mode: no allocation).
@@ -60,7 +59,7 @@ pub trait Shop: Clone + Send + Sync + 'static {
 }
 
 fn code(error: crate::EngineError) -> Cow<'static, str> {
-    Cow::Borrowed(status_and_code(&error).1)
+    Cow::Borrowed(error.code())
 }
 
 impl Shop for Engine {

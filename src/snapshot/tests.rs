@@ -228,5 +228,8 @@ fn restored_order_lines_share_their_product_name() {
     let loaded = model::SnapshotV3::from_state(1, TAKEN_AT, &original).into_state();
     let line = &loaded.users[&1].orders[&1].items[0];
     assert_eq!(&*line.name, "Mug");
-    assert!(std::sync::Arc::ptr_eq(&line.name, &loaded.products[&1].name));
+    assert!(std::sync::Arc::ptr_eq(
+        &line.name,
+        &loaded.products[&1].name
+    ));
 }

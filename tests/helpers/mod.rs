@@ -105,6 +105,7 @@ pub fn config(expiry: Duration) -> EngineConfig {
         journal: None,
         archive: None,
         archive_after: ARCHIVE_AFTER,
+        metrics: Default::default(),
     }
 }
 
@@ -133,7 +134,10 @@ pub struct Api {
 
 pub struct Reply {
     pub status: StatusCode,
+    /// The body as JSON (`Null` when it is not JSON).
     pub body: Value,
+    /// The body as text.
+    pub text: String,
     pub content_type: String,
     pub headers: warp::http::HeaderMap,
 }
@@ -157,6 +161,7 @@ impl Api {
                 body_limit_bytes: 16_384,
                 admin_token: admin_token.into(),
                 buyers: Default::default(),
+                metrics: true,
             },
         )
     }
@@ -224,6 +229,7 @@ impl Api {
         Reply {
             status: response.status(),
             body,
+            text: String::from_utf8_lossy(response.body()).into_owned(),
             content_type,
             headers: response.headers().clone(),
         }
