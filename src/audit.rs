@@ -27,14 +27,14 @@ const EXPIRY_GRACE_MS: u64 = 1_000;
 /// At most this many violations are spelled out per check.
 const DETAIL_LIMIT: usize = 5;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Check {
     pub name: &'static str,
     pub ok: bool,
     pub detail: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AuditReport {
     pub ok: bool,
     pub checks: Vec<Check>,

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::clock::Timestamp;
 
@@ -22,7 +23,7 @@ pub type Won = u64;
 pub const MAX_EXACT_INTEGER: u64 = (1 << 53) - 1;
 
 /// How a coupon reduces an order's total.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "UPPERCASE", deny_unknown_fields)]
 pub enum Discount {
     /// A fixed amount off, capped at the total.
@@ -53,7 +54,7 @@ impl Discount {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CouponStatus {
     Available,
@@ -62,7 +63,7 @@ pub enum CouponStatus {
 }
 
 /// A coupon held by a user.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UserCoupon {
     pub coupon_id: CouponId,
     pub user_id: UserId,
@@ -90,7 +91,7 @@ impl UserCoupon {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     Pending,
@@ -99,18 +100,19 @@ pub enum OrderStatus {
     Cancelled,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OrderItem {
     pub product_id: ProductId,
     pub option_id: OptionId,
     /// The product's name, shared with the product rather than copied into every line.
+    #[schema(value_type = String)]
     pub name: Arc<str>,
     pub quantity: u32,
     pub unit_price: Won,
     pub line_total: Won,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Order {
     pub order_id: OrderId,
     pub user_id: UserId,
@@ -126,7 +128,7 @@ pub struct Order {
 }
 
 /// The reply to a successful payment.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Payment {
     pub order_id: OrderId,
     pub status: OrderStatus,
@@ -168,7 +170,7 @@ impl OrderPaid {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProductOptionView {
     pub id: OptionId,
     pub name: String,
@@ -176,7 +178,7 @@ pub struct ProductOptionView {
     pub stock: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProductView {
     pub id: ProductId,
     pub name: String,
@@ -187,7 +189,7 @@ pub struct ProductView {
     pub purchase_limit: Option<u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CouponView {
     pub id: CouponId,
     pub name: String,

@@ -20,10 +20,13 @@ pub struct ApiError {
 
 impl warp::reject::Reject for ApiError {}
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
-    message: &'a str,
+/// Every error's body (docs/spec.md §2).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// What went wrong, for programs: `OUT_OF_STOCK`, `INVALID_REQUEST`, ...
+    pub code: &'a str,
+    /// What went wrong, for people: names the offending id or field.
+    pub message: &'a str,
 }
 
 /// Error messages are cut to this many characters: they may quote what a client sent, and a

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod error;
 pub mod handlers;
+pub mod openapi;
 pub mod query;
 pub mod routes;
 pub mod server;

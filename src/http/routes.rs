@@ -51,6 +51,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/health"),
     route("HEAD", "/health"),
     route("GET", "/metrics"),
+    route("GET", "/openapi.json"),
     route("GET", "/users/{user_id}/points"),
     route("POST", "/users/{user_id}/points/charge"),
     route("GET", "/users/{user_id}/coupons"),
@@ -201,6 +202,9 @@ fn shop_routes(engine: Engine, limit: u64, buyers: BuyerAuth) -> BoxedFilter<(Re
     let health = warp::path!("health")
         .and(warp::get().or(warp::head()).unify())
         .and_then(handlers::health);
+    let openapi = warp::path!("openapi.json")
+        .and(warp::get())
+        .and_then(super::openapi::openapi_json);
     let points = warp::path!("users" / String / "points")
         .and(warp::get())
         .and_then(positive_id)
@@ -298,6 +302,8 @@ fn shop_routes(engine: Engine, limit: u64, buyers: BuyerAuth) -> BoxedFilter<(Re
         .or(cancel)
         .unify();
     health
+        .or(openapi)
+        .unify()
         .or(users)
         .unify()
         .or(catalog)

@@ -3,6 +3,7 @@
 //! (`amount`, `quantity`) are read loosely here and judged by the handler.
 
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
 
 use crate::clock::Timestamp;
 use crate::engine::{NewCoupon, NewProduct, NewProductOption, PopularItem, ProductPage};
@@ -26,6 +27,19 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Object<T> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Id(pub u64);
 
+/// In the API description: an integer of at least 1.
+impl utoipa::PartialSchema for Id {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .into()
+    }
+}
+
+impl ToSchema for Id {}
+
 impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match u64::deserialize(deserializer)? {
@@ -35,38 +49,41 @@ impl<'de> Deserialize<'de> for Id {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChargeRequest {
     /// Any JSON value: a negative, fractional or string amount is INVALID_AMOUNT, not a
-    /// generic malformed request.
+    /// generic malformed request. Valid: 1..=`limits.max_charge`.
+    #[schema(value_type = u64, minimum = 1)]
     pub amount: serde_json::Value,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueCouponRequest {
     pub user_id: Id,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrderRequest {
     pub user_id: Id,
+    #[schema(value_type = Vec<OrderLineRequest>, min_items = 1)]
     pub items: Vec<Object<OrderLineRequest>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderLineRequest {
     pub product_id: Id,
     #[serde(default)]
     pub option_id: Option<Id>,
     /// Signed so that 0 and negative quantities are INVALID_ORDER, like any out-of-range one.
+    #[schema(minimum = 1)]
     pub quantity: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PayRequest {
     pub user_id: Id,
@@ -74,13 +91,13 @@ pub struct PayRequest {
     pub coupon_id: Option<Id>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     pub user_id: Id,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     #[serde(default)]
@@ -89,19 +106,20 @@ pub struct CreateUserRequest {
     pub balance: Option<Won>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProductRequest {
     pub name: String,
     pub category: String,
     pub price: Won,
+    #[schema(value_type = Vec<CreateOptionRequest>, min_items = 1)]
     pub options: Vec<Object<CreateOptionRequest>>,
     /// Units per user; absent or null: no limit.
     #[serde(default)]
     pub purchase_limit: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOptionRequest {
     pub name: String,
@@ -127,16 +145,17 @@ impl From<CreateProductRequest> for NewProduct {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestockRequest {
     pub quantity: u64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCouponRequest {
     pub name: String,
+    #[schema(value_type = Discount)]
     pub discount: Object<Discount>,
     pub quantity: u64,
     #[serde(default)]
@@ -154,13 +173,13 @@ impl From<CreateCouponRequest> for NewCoupon {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PointsResponse {
     pub user_id: UserId,
     pub balance: Won,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ProductPageResponse {
     pub items: Vec<ProductView>,
     pub page: usize,
@@ -179,14 +198,14 @@ impl From<ProductPage> for ProductPageResponse {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PopularResponse {
     pub days: u64,
     pub limit: usize,
     pub items: Vec<PopularItemResponse>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PopularItemResponse {
     pub rank: usize,
     pub product_id: u64,
@@ -205,13 +224,13 @@ impl From<PopularItem> for PopularItemResponse {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserCouponsResponse {
     pub user_id: UserId,
     pub coupons: Vec<UserCoupon>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserOrdersResponse {
     pub user_id: UserId,
     pub orders: Vec<Order>,
@@ -219,7 +238,7 @@ pub struct UserOrdersResponse {
     pub next_before: Option<u64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct HealthResponse {
     pub status: &'static str,
 }

@@ -80,8 +80,9 @@ pub enum SnapshotError {
 }
 
 /// What `POST /admin/snapshot` reports.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct SnapshotInfo {
+    #[schema(value_type = String)]
     pub path: PathBuf,
     pub sequence: u64,
     pub bytes: u64,
