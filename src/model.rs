@@ -27,9 +27,15 @@ pub const MAX_EXACT_INTEGER: u64 = (1 << 53) - 1;
 #[serde(tag = "type", rename_all = "UPPERCASE", deny_unknown_fields)]
 pub enum Discount {
     /// A fixed amount off, capped at the total.
-    Fixed { amount: Won },
+    Fixed {
+        #[schema(minimum = 1)]
+        amount: Won,
+    },
     /// A percentage off (1..=100), rounded down to the won.
-    Percent { percent: u8 },
+    Percent {
+        #[schema(minimum = 1, maximum = 100)]
+        percent: u8,
+    },
 }
 
 impl Discount {

@@ -152,6 +152,9 @@ async fn every_route_in_the_table_is_served() {
             route.method
         );
     }
+    let wrong_method = api.send("DELETE", "/health", None).await;
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.headers["allow"], "GET, HEAD");
     assert_eq!(template_of("/users/1/points/extra"), UNMATCHED);
     assert_eq!(template_of("/health/"), UNMATCHED);
     assert_eq!(template_of("/products/popular"), "/products/popular");

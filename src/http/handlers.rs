@@ -259,9 +259,11 @@ pub async fn cancel(
     ok(engine.cancel(order_id, request.user_id.0).await)
 }
 
-#[utoipa::path(post, path = "/admin/users", tag = "admin", request_body = CreateUserRequest,
+#[utoipa::path(post, path = "/admin/users", tag = "admin",
+    request_body(content = Option<CreateUserRequest>, description = "Optional: an empty body is `{}`"),
     security(("admin_token" = [])),
-    responses((status = 201, body = PointsResponse), (status = 409, description = "USER_EXISTS")))]
+    responses((status = 201, body = PointsResponse), (status = 400, description = "INVALID_AMOUNT"),
+        (status = 409, description = "USER_EXISTS")))]
 pub async fn create_user(request: CreateUserRequest, engine: Engine) -> Reply200 {
     let user_id = request.user_id.map(|Id(id)| id);
     let created_user = engine

@@ -98,6 +98,16 @@ pub fn template_of(path: &str) -> &'static str {
         .map_or(UNMATCHED, |route| route.path)
 }
 
+/// The methods the routes of `template` accept, as an `Allow` header lists them.
+fn allowed_methods(template: &str) -> String {
+    let methods: Vec<&str> = ROUTES
+        .iter()
+        .filter(|route| route.path == template)
+        .map(|route| route.method)
+        .collect();
+    methods.join(", ")
+}
+
 /// A method as a metric label: one of a fixed few.
 fn method_label(method: &warp::http::Method) -> &'static str {
     use warp::http::Method;
@@ -179,6 +189,13 @@ fn with_request_id(engine: Engine, api: BoxedFilter<(Response,)>) -> BoxedFilter
                 }
                 if let Ok(value) = warp::http::HeaderValue::from_str(&id) {
                     response.headers_mut().insert("x-request-id", value);
+                }
+                if status == 405 {
+                    // RFC 9110: a 405 lists the methods the path does accept.
+                    let allowed = allowed_methods(template);
+                    if let Ok(value) = warp::http::HeaderValue::from_str(&allowed) {
+                        response.headers_mut().insert("allow", value);
+                    }
                 }
                 response
             },

@@ -109,8 +109,11 @@ pub struct CreateUserRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProductRequest {
+    #[schema(min_length = 1)]
     pub name: String,
+    #[schema(min_length = 1)]
     pub category: String,
+    #[schema(maximum = 9_007_199_254_740_991_u64)]
     pub price: Won,
     #[schema(value_type = Vec<CreateOptionRequest>, min_items = 1)]
     pub options: Vec<Object<CreateOptionRequest>>,
@@ -122,6 +125,7 @@ pub struct CreateProductRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOptionRequest {
+    #[schema(min_length = 1)]
     pub name: String,
     pub stock: u64,
 }
@@ -148,15 +152,18 @@ impl From<CreateProductRequest> for NewProduct {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestockRequest {
+    #[schema(minimum = 1)]
     pub quantity: u64,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCouponRequest {
+    #[schema(min_length = 1)]
     pub name: String,
     #[schema(value_type = Discount)]
     pub discount: Object<Discount>,
+    #[schema(minimum = 1)]
     pub quantity: u64,
     #[serde(default)]
     pub expires_at: Option<Timestamp>,
