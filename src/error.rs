@@ -1,13 +1,100 @@
-//! `EngineError`: the one error type the `Engine` returns. Each actor has its own small domain
-//! error (out of stock, sold out, insufficient balance, ...), carried in its replies; they are
-//! converted here. `src/http/error.rs` is the only place that turns these into HTTP statuses.
+//! The error vocabulary. `Code` lists every error code a client can see, once. Each actor has
+//! its own small domain error (out of stock, sold out, insufficient balance, ...), carried in
+//! its replies, that knows its code; `EngineError`, the one error type the `Engine` returns,
+//! wraps them as they are and adds the failures only the engine sees. `src/http/error.rs` is
+//! the only place that turns codes into HTTP statuses.
 
 use thiserror::Error;
 
 use crate::actors::coupon::IssueError;
 use crate::actors::product::StockError;
 use crate::actors::user::{CancelError, ChargeError, PaymentError};
-use crate::model::{CouponId, OptionId, OrderId, ProductId, UserId};
+use crate::model::{CouponId, OrderId, ProductId, UserId};
+
+/// Every error code of the API (docs/spec.md §2): what `{"code"}` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Code {
+    InvalidRequest,
+    InvalidQuery,
+    InvalidAmount,
+    InvalidOrder,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    UriTooLong,
+    HeadersTooLarge,
+    UserNotFound,
+    ProductNotFound,
+    OptionNotFound,
+    CouponNotFound,
+    OrderNotFound,
+    UserExists,
+    BalanceLimitExceeded,
+    OutOfStock,
+    TooManyPendingOrders,
+    PurchaseLimitExceeded,
+    CouponAlreadyIssued,
+    CouponSoldOut,
+    CouponExpired,
+    OrderExpired,
+    OrderAlreadyPaid,
+    OrderCancelled,
+    CouponNotUsable,
+    InsufficientBalance,
+    OrderNotCancellable,
+    SnapshotFailed,
+    Unavailable,
+}
+
+impl Code {
+    pub const fn as_str(self) -> &'static str {
+        use Code::*;
+        match self {
+            InvalidRequest => "INVALID_REQUEST",
+            InvalidQuery => "INVALID_QUERY",
+            InvalidAmount => "INVALID_AMOUNT",
+            InvalidOrder => "INVALID_ORDER",
+            Unauthorized => "UNAUTHORIZED",
+            Forbidden => "FORBIDDEN",
+            NotFound => "NOT_FOUND",
+            MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            UriTooLong => "URI_TOO_LONG",
+            HeadersTooLarge => "HEADERS_TOO_LARGE",
+            UserNotFound => "USER_NOT_FOUND",
+            ProductNotFound => "PRODUCT_NOT_FOUND",
+            OptionNotFound => "OPTION_NOT_FOUND",
+            CouponNotFound => "COUPON_NOT_FOUND",
+            OrderNotFound => "ORDER_NOT_FOUND",
+            UserExists => "USER_EXISTS",
+            BalanceLimitExceeded => "BALANCE_LIMIT_EXCEEDED",
+            OutOfStock => "OUT_OF_STOCK",
+            TooManyPendingOrders => "TOO_MANY_PENDING_ORDERS",
+            PurchaseLimitExceeded => "PURCHASE_LIMIT_EXCEEDED",
+            CouponAlreadyIssued => "COUPON_ALREADY_ISSUED",
+            CouponSoldOut => "COUPON_SOLD_OUT",
+            CouponExpired => "COUPON_EXPIRED",
+            OrderExpired => "ORDER_EXPIRED",
+            OrderAlreadyPaid => "ORDER_ALREADY_PAID",
+            OrderCancelled => "ORDER_CANCELLED",
+            CouponNotUsable => "COUPON_NOT_USABLE",
+            InsufficientBalance => "INSUFFICIENT_BALANCE",
+            OrderNotCancellable => "ORDER_NOT_CANCELLABLE",
+            SnapshotFailed => "SNAPSHOT_FAILED",
+            Unavailable => "UNAVAILABLE",
+        }
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum EngineError {
@@ -17,11 +104,6 @@ pub enum EngineError {
     UserExists(UserId),
     #[error("product {0} not found")]
     ProductNotFound(ProductId),
-    #[error("option {option_id} not found on product {product_id}")]
-    OptionNotFound {
-        product_id: ProductId,
-        option_id: OptionId,
-    },
     #[error("coupon {0} not found")]
     CouponNotFound(CouponId),
     #[error("order {0} not found")]
@@ -34,56 +116,19 @@ pub enum EngineError {
     #[error("{0}")]
     InvalidRequest(String),
 
-    #[error(
-        "charging {amount} would bring user {user_id}'s balance over the limit of {max_balance}"
-    )]
-    BalanceLimitExceeded {
-        user_id: UserId,
-        amount: u64,
-        max_balance: u64,
-    },
-    #[error(
-        "out of stock: product {product_id} option {option_id} has {available} available, {requested} requested"
-    )]
-    OutOfStock {
-        product_id: ProductId,
-        option_id: OptionId,
-        requested: u64,
-        available: u64,
-    },
     #[error("user {user_id} already has {limit} PENDING orders: pay or cancel one first")]
     TooManyPendingOrders { user_id: UserId, limit: u64 },
-    #[error(
-        "product {product_id} allows {limit} units per user: user {user_id} holds {held} in pending and paid orders and asked for {requested}"
-    )]
-    PurchaseLimitExceeded {
-        product_id: ProductId,
-        user_id: UserId,
-        limit: u64,
-        held: u64,
-        requested: u64,
-    },
-    #[error("coupon {coupon_id} was already issued to user {user_id}")]
-    CouponAlreadyIssued {
-        coupon_id: CouponId,
-        user_id: UserId,
-    },
-    #[error("coupon {0} is sold out")]
-    CouponSoldOut(CouponId),
-    #[error("coupon {0} has expired")]
-    CouponExpired(CouponId),
-    #[error("order {0} has expired")]
-    OrderExpired(OrderId),
-    #[error("order {0} is already paid")]
-    OrderAlreadyPaid(OrderId),
-    #[error("order {0} was cancelled")]
-    OrderCancelled(OrderId),
-    #[error("coupon {coupon_id} is not usable: {reason}")]
-    CouponNotUsable { coupon_id: CouponId, reason: String },
-    #[error("insufficient balance: {needed} needed, {balance} available")]
-    InsufficientBalance { balance: u64, needed: u64 },
-    #[error("order {order_id} cannot be cancelled: it is {status}")]
-    OrderNotCancellable { order_id: OrderId, status: String },
+
+    #[error(transparent)]
+    Stock(#[from] StockError),
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+    #[error(transparent)]
+    Charge(#[from] ChargeError),
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
+    #[error(transparent)]
+    Cancel(#[from] CancelError),
 
     /// A snapshot could not be taken (disk, encoding). Internal: logged, reported as 500.
     #[error("snapshot failed: {0}")]
@@ -95,133 +140,25 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    /// The error's code, as clients see it (`{"code","message"}`, docs/spec.md §2).
-    pub fn code(&self) -> &'static str {
-        use EngineError::*;
+    /// The error's code, as clients see it.
+    pub fn code(&self) -> Code {
         match self {
-            UserNotFound(_) => "USER_NOT_FOUND",
-            ProductNotFound(_) => "PRODUCT_NOT_FOUND",
-            OptionNotFound { .. } => "OPTION_NOT_FOUND",
-            CouponNotFound(_) => "COUPON_NOT_FOUND",
-            OrderNotFound(_) => "ORDER_NOT_FOUND",
-            InvalidAmount(_) => "INVALID_AMOUNT",
-            InvalidOrder(_) => "INVALID_ORDER",
-            InvalidRequest(_) => "INVALID_REQUEST",
-            UserExists(_) => "USER_EXISTS",
-            BalanceLimitExceeded { .. } => "BALANCE_LIMIT_EXCEEDED",
-            OutOfStock { .. } => "OUT_OF_STOCK",
-            TooManyPendingOrders { .. } => "TOO_MANY_PENDING_ORDERS",
-            PurchaseLimitExceeded { .. } => "PURCHASE_LIMIT_EXCEEDED",
-            CouponAlreadyIssued { .. } => "COUPON_ALREADY_ISSUED",
-            CouponSoldOut(_) => "COUPON_SOLD_OUT",
-            CouponExpired(_) => "COUPON_EXPIRED",
-            OrderExpired(_) => "ORDER_EXPIRED",
-            OrderAlreadyPaid(_) => "ORDER_ALREADY_PAID",
-            OrderCancelled(_) => "ORDER_CANCELLED",
-            CouponNotUsable { .. } => "COUPON_NOT_USABLE",
-            InsufficientBalance { .. } => "INSUFFICIENT_BALANCE",
-            OrderNotCancellable { .. } => "ORDER_NOT_CANCELLABLE",
-            Snapshot(_) => "SNAPSHOT_FAILED",
-            Unavailable(_) => "UNAVAILABLE",
-        }
-    }
-}
-
-impl From<StockError> for EngineError {
-    fn from(error: StockError) -> Self {
-        match error {
-            StockError::OutOfStock {
-                product_id,
-                option_id,
-                requested,
-                available,
-            } => EngineError::OutOfStock {
-                product_id,
-                option_id,
-                requested,
-                available,
-            },
-            StockError::OptionNotFound {
-                product_id,
-                option_id,
-            } => EngineError::OptionNotFound {
-                product_id,
-                option_id,
-            },
-            StockError::PurchaseLimitExceeded {
-                product_id,
-                user_id,
-                limit,
-                held,
-                requested,
-            } => EngineError::PurchaseLimitExceeded {
-                product_id,
-                user_id,
-                limit,
-                held,
-                requested,
-            },
-            limit @ StockError::StockLimitExceeded { .. } => {
-                EngineError::InvalidRequest(limit.to_string())
-            }
-        }
-    }
-}
-
-impl From<IssueError> for EngineError {
-    fn from(error: IssueError) -> Self {
-        match error {
-            IssueError::AlreadyIssued { coupon_id, user_id } => {
-                EngineError::CouponAlreadyIssued { coupon_id, user_id }
-            }
-            IssueError::SoldOut(coupon_id) => EngineError::CouponSoldOut(coupon_id),
-            IssueError::Expired(coupon_id) => EngineError::CouponExpired(coupon_id),
-        }
-    }
-}
-
-impl From<ChargeError> for EngineError {
-    fn from(error: ChargeError) -> Self {
-        match error {
-            ChargeError::BalanceLimitExceeded {
-                user_id,
-                amount,
-                max_balance,
-            } => EngineError::BalanceLimitExceeded {
-                user_id,
-                amount,
-                max_balance,
-            },
-        }
-    }
-}
-
-impl From<PaymentError> for EngineError {
-    fn from(error: PaymentError) -> Self {
-        match error {
-            PaymentError::OrderNotFound(order_id) => EngineError::OrderNotFound(order_id),
-            PaymentError::OrderExpired(order_id) => EngineError::OrderExpired(order_id),
-            PaymentError::AlreadyPaid(order_id) => EngineError::OrderAlreadyPaid(order_id),
-            PaymentError::Cancelled(order_id) => EngineError::OrderCancelled(order_id),
-            PaymentError::CouponNotUsable { coupon_id, reason } => EngineError::CouponNotUsable {
-                coupon_id,
-                reason: reason.to_string(),
-            },
-            PaymentError::InsufficientBalance { balance, needed } => {
-                EngineError::InsufficientBalance { balance, needed }
-            }
-        }
-    }
-}
-
-impl From<CancelError> for EngineError {
-    fn from(error: CancelError) -> Self {
-        match error {
-            CancelError::OrderNotFound(order_id) => EngineError::OrderNotFound(order_id),
-            CancelError::NotCancellable { order_id, status } => EngineError::OrderNotCancellable {
-                order_id,
-                status: format!("{status:?}").to_uppercase(),
-            },
+            EngineError::UserNotFound(_) => Code::UserNotFound,
+            EngineError::UserExists(_) => Code::UserExists,
+            EngineError::ProductNotFound(_) => Code::ProductNotFound,
+            EngineError::CouponNotFound(_) => Code::CouponNotFound,
+            EngineError::OrderNotFound(_) => Code::OrderNotFound,
+            EngineError::InvalidAmount(_) => Code::InvalidAmount,
+            EngineError::InvalidOrder(_) => Code::InvalidOrder,
+            EngineError::InvalidRequest(_) => Code::InvalidRequest,
+            EngineError::TooManyPendingOrders { .. } => Code::TooManyPendingOrders,
+            EngineError::Stock(error) => error.code(),
+            EngineError::Issue(error) => error.code(),
+            EngineError::Charge(error) => error.code(),
+            EngineError::Payment(error) => error.code(),
+            EngineError::Cancel(error) => error.code(),
+            EngineError::Snapshot(_) => Code::SnapshotFailed,
+            EngineError::Unavailable(_) => Code::Unavailable,
         }
     }
 }

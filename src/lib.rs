@@ -13,8 +13,8 @@
 //!   -> pure state methods      plain synchronous fns on the actor's state, unit-tested directly
 //!   -> src/journal/            each change appended as a record; the reply waits for its fsync
 //!   -> src/snapshot/           the journal's replica -> versioned model -> bincode -> tmp, fsync, rename
-//! Errors flow back: domain error enums -> EngineError -> src/http/error.rs (the only place that
-//! picks HTTP statuses) -> {"code","message"}
+//! Errors flow back: domain error enums (each knows its Code) -> EngineError (wraps them) ->
+//! src/http/error.rs (the only place that maps a Code to an HTTP status) -> {"code","message"}
 //! ```
 //!
 //! Consistency across actors comes from the admission gate (`src/gate.rs`); the invariants it

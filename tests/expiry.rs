@@ -7,6 +7,8 @@ mod helpers;
 use std::time::Duration;
 
 use commerce_engine::EngineError;
+use commerce_engine::actors::coupon::IssueError;
+use commerce_engine::actors::user::{CancelError, PaymentError};
 use commerce_engine::engine::OrderLine;
 use commerce_engine::model::{CouponStatus, OrderStatus};
 use helpers::{EXPIRY, assert_audit_ok, settle, small_engine};
@@ -111,7 +113,12 @@ async fn a_payment_after_the_deadline_is_refused_and_charges_nothing() {
     let order = engine.place_order(1, keyboards(1)).await.unwrap();
     tokio::time::advance(EXPIRY).await;
     let late = engine.pay(order.order_id, 1, None).await;
-    assert_eq!(late, Err(EngineError::OrderExpired(order.order_id)));
+    assert_eq!(
+        late,
+        Err(EngineError::Payment(PaymentError::OrderExpired(
+            order.order_id
+        )))
+    );
     settle().await;
     assert_eq!(
         engine.order(order.order_id).await.unwrap().status,
@@ -126,7 +133,7 @@ async fn a_payment_after_the_deadline_is_refused_and_charges_nothing() {
     let cancel = engine.cancel(order.order_id, 1).await;
     assert!(matches!(
         cancel,
-        Err(EngineError::OrderNotCancellable { .. })
+        Err(EngineError::Cancel(CancelError::NotCancellable { .. }))
     ));
     assert_audit_ok(&engine).await;
 }
@@ -189,13 +196,13 @@ async fn coupons_expire_for_issuing_and_for_paying() {
     tokio::time::advance(Duration::from_secs(60)).await;
     assert_eq!(
         engine.issue_coupon(1, 2).await,
-        Err(EngineError::CouponExpired(1))
+        Err(EngineError::Issue(IssueError::Expired(1)))
     );
     let held = engine.user_coupons(1).await.unwrap();
     assert_eq!(held[0].status, CouponStatus::Expired);
     let payment = engine.pay(order.order_id, 1, Some(1)).await;
     assert!(
-        matches!(payment, Err(EngineError::CouponNotUsable { reason, .. }) if reason.contains("expired"))
+        matches!(payment, Err(EngineError::Payment(PaymentError::CouponNotUsable { reason, .. })) if reason.contains("expired"))
     );
     assert!(
         engine.pay(order.order_id, 1, None).await.is_ok(),

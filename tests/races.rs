@@ -7,6 +7,9 @@ mod helpers;
 use std::time::Duration;
 
 use commerce_engine::EngineError;
+use commerce_engine::actors::coupon::IssueError;
+use commerce_engine::actors::product::StockError;
+use commerce_engine::actors::user::PaymentError;
 use commerce_engine::engine::{NewProduct, NewProductOption, OrderLine};
 use commerce_engine::model::OrderStatus;
 use helpers::{assert_audit_ok, catalog, engine, engine_with_expiry, race};
@@ -30,7 +33,7 @@ async fn five_hundred_users_race_for_thirty_coupons() {
     let issued = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
     let sold_out = outcomes
         .iter()
-        .filter(|o| matches!(o, Err(EngineError::CouponSoldOut(1))))
+        .filter(|o| matches!(o, Err(EngineError::Issue(IssueError::SoldOut(1)))))
         .count();
     assert_eq!((issued, sold_out), (30, 470));
     assert_eq!(engine.coupon(1).await.unwrap().remaining_quantity, 0);
@@ -53,7 +56,7 @@ async fn one_user_asking_thirty_times_at_once_gets_one() {
     let issued = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
     let duplicates = outcomes
         .iter()
-        .filter(|o| matches!(o, Err(EngineError::CouponAlreadyIssued { .. })))
+        .filter(|o| matches!(o, Err(EngineError::Issue(IssueError::AlreadyIssued { .. }))))
         .count();
     assert_eq!((issued, duplicates), (1, 29));
     assert_eq!(engine.coupon(1).await.unwrap().remaining_quantity, 29);
@@ -72,7 +75,7 @@ async fn a_hundred_buyers_for_fifty_units() {
     let placed = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
     let out_of_stock = outcomes
         .iter()
-        .filter(|o| matches!(o, Err(EngineError::OutOfStock { .. })))
+        .filter(|o| matches!(o, Err(EngineError::Stock(StockError::OutOfStock { .. }))))
         .count();
     assert_eq!((placed, out_of_stock), (50, 50));
     assert_eq!(engine.product(1).unwrap().options[0].stock, 0);
@@ -138,7 +141,7 @@ async fn one_order_paid_ten_times_at_once_is_paid_once() {
     let paid = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
     let already = outcomes
         .iter()
-        .filter(|o| matches!(o, Err(EngineError::OrderAlreadyPaid(_))))
+        .filter(|o| matches!(o, Err(EngineError::Payment(PaymentError::AlreadyPaid(_)))))
         .count();
     assert_eq!((paid, already), (1, 9));
     assert_eq!(engine.balance(1).await.unwrap(), 50_000, "debited once");
@@ -168,11 +171,11 @@ async fn one_coupon_on_two_orders_at_once_is_used_once() {
         let used = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
         let expected = if round == 0 { 1 } else { 0 };
         assert_eq!(used, expected, "round {round}: {outcomes:?}");
-        assert!(
-            outcomes
-                .iter()
-                .all(|o| o.is_ok() || matches!(o, Err(EngineError::CouponNotUsable { .. })))
-        );
+        assert!(outcomes.iter().all(|o| o.is_ok()
+            || matches!(
+                o,
+                Err(EngineError::Payment(PaymentError::CouponNotUsable { .. }))
+            )));
         // Orders left unpaid are cancelled, so the user stays under the pending-order limit.
         for (order_id, outcome) in [first, second].iter().zip(&outcomes) {
             if outcome.is_err() {
@@ -261,7 +264,7 @@ async fn concurrent_orders_of_one_user_never_pass_a_purchase_limit() {
             assert!(
                 matches!(
                     error,
-                    EngineError::PurchaseLimitExceeded { limit: 3, .. }
+                    EngineError::Stock(StockError::PurchaseLimitExceeded { limit: 3, .. })
                         | EngineError::TooManyPendingOrders { .. }
                 ),
                 "{error}"
@@ -273,7 +276,10 @@ async fn concurrent_orders_of_one_user_never_pass_a_purchase_limit() {
     engine.pay(placed[0], 1, None).await.unwrap();
     assert!(matches!(
         engine.place_order(1, line(product_id, option_id, 1)).await,
-        Err(EngineError::PurchaseLimitExceeded { held: 3, .. })
+        Err(EngineError::Stock(StockError::PurchaseLimitExceeded {
+            held: 3,
+            ..
+        }))
     ));
     engine.cancel(placed[1], 1).await.unwrap();
     let again = race((0..10).map(|_| {
@@ -288,12 +294,12 @@ async fn concurrent_orders_of_one_user_never_pass_a_purchase_limit() {
     assert!(engine.place_order(2, lines.clone()).await.is_ok());
     assert!(matches!(
         engine.place_order(2, lines).await,
-        Err(EngineError::PurchaseLimitExceeded {
+        Err(EngineError::Stock(StockError::PurchaseLimitExceeded {
             user_id: 2,
             held: 2,
             requested: 2,
             ..
-        })
+        }))
     ));
     assert_eq!(engine.product(2).unwrap().options[0].stock, 99);
     assert_audit_ok(&engine).await;
@@ -328,7 +334,7 @@ async fn payment_racing_expiry_over_many_orders() {
                 paid += 1;
                 assert_eq!((order.status, balance), (OrderStatus::Paid, 50_000));
             }
-            Err(EngineError::OrderExpired(_)) => {
+            Err(EngineError::Payment(PaymentError::OrderExpired(_))) => {
                 assert_eq!((order.status, balance), (OrderStatus::Expired, 100_000))
             }
             Err(other) => panic!("unexpected payment outcome {other:?}"),

@@ -13,6 +13,7 @@ use thiserror::Error;
 use crate::actors::Recorder;
 use crate::actors::user::UserMessage;
 use crate::clock::Timestamp;
+use crate::error::Code;
 use crate::journal::Record;
 use crate::model::{CouponId, CouponStatus, CouponView, Discount, UserCoupon, UserId};
 
@@ -27,6 +28,16 @@ pub enum IssueError {
     SoldOut(CouponId),
     #[error("coupon {0} has expired")]
     Expired(CouponId),
+}
+
+impl IssueError {
+    pub fn code(&self) -> Code {
+        match self {
+            IssueError::AlreadyIssued { .. } => Code::CouponAlreadyIssued,
+            IssueError::SoldOut(_) => Code::CouponSoldOut,
+            IssueError::Expired(_) => Code::CouponExpired,
+        }
+    }
 }
 
 /// Everything a coupon actor owns.

@@ -18,6 +18,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use thiserror::Error;
 
 use crate::actors::Recorder;
+use crate::error::Code;
 use crate::journal::Record;
 use crate::model::{MAX_EXACT_INTEGER, OptionId, OrderId, ProductId, UserId, Won};
 
@@ -25,7 +26,7 @@ use crate::model::{MAX_EXACT_INTEGER, OptionId, OrderId, ProductId, UserId, Won}
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum StockError {
     #[error(
-        "product {product_id} option {option_id}: {available} available, {requested} requested"
+        "out of stock: product {product_id} option {option_id} has {available} available, {requested} requested"
     )]
     OutOfStock {
         product_id: ProductId,
@@ -52,6 +53,17 @@ pub enum StockError {
         held: u64,
         requested: u64,
     },
+}
+
+impl StockError {
+    pub fn code(&self) -> Code {
+        match self {
+            StockError::OutOfStock { .. } => Code::OutOfStock,
+            StockError::OptionNotFound { .. } => Code::OptionNotFound,
+            StockError::StockLimitExceeded { .. } => Code::InvalidRequest,
+            StockError::PurchaseLimitExceeded { .. } => Code::PurchaseLimitExceeded,
+        }
+    }
 }
 
 /// The most stock an option may ever hold (initial plus restocked). Keeps every stock sum far

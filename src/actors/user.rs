@@ -21,6 +21,7 @@ use crate::actors::product::ProductMessage;
 use crate::actors::sales::SalesMessage;
 use crate::clock::Timestamp;
 use crate::directory::release_slot;
+use crate::error::Code;
 use crate::journal::Record;
 use crate::model::{
     CouponId, CouponStatus, Order, OrderId, OrderPaid, OrderStatus, Payment, ProductId, UserCoupon,
@@ -29,7 +30,9 @@ use crate::model::{
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ChargeError {
-    #[error("charging {amount} would bring user {user_id}'s balance over {max_balance}")]
+    #[error(
+        "charging {amount} would bring user {user_id}'s balance over the limit of {max_balance}"
+    )]
     BalanceLimitExceeded {
         user_id: UserId,
         amount: Won,
@@ -60,11 +63,41 @@ pub enum PaymentError {
 pub enum CancelError {
     #[error("order {0} not found")]
     OrderNotFound(OrderId),
-    #[error("order {order_id} is {status:?}")]
+    #[error("order {order_id} cannot be cancelled: it is {}", format!("{:?}", .status).to_uppercase())]
     NotCancellable {
         order_id: OrderId,
         status: OrderStatus,
     },
+}
+
+impl ChargeError {
+    pub fn code(&self) -> Code {
+        match self {
+            ChargeError::BalanceLimitExceeded { .. } => Code::BalanceLimitExceeded,
+        }
+    }
+}
+
+impl PaymentError {
+    pub fn code(&self) -> Code {
+        match self {
+            PaymentError::OrderNotFound(_) => Code::OrderNotFound,
+            PaymentError::OrderExpired(_) => Code::OrderExpired,
+            PaymentError::AlreadyPaid(_) => Code::OrderAlreadyPaid,
+            PaymentError::Cancelled(_) => Code::OrderCancelled,
+            PaymentError::CouponNotUsable { .. } => Code::CouponNotUsable,
+            PaymentError::InsufficientBalance { .. } => Code::InsufficientBalance,
+        }
+    }
+}
+
+impl CancelError {
+    pub fn code(&self) -> Code {
+        match self {
+            CancelError::OrderNotFound(_) => Code::OrderNotFound,
+            CancelError::NotCancellable { .. } => Code::OrderNotCancellable,
+        }
+    }
 }
 
 /// Everything a user actor owns.

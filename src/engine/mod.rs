@@ -231,7 +231,7 @@ impl Engine {
     /// Counts `result` if it is a refusal of `what`, by its code.
     fn count_refusal<T>(&self, what: Refused, result: &Result<T, EngineError>) {
         if let Err(error) = result {
-            self.links().metrics.refused(what, error.code());
+            self.links().metrics.refused(what, error.code().as_str());
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::Engine;
 use crate::actors::coupon::CouponMessage;
-use crate::actors::product::{ProductMessage, StockLine};
+use crate::actors::product::{ProductMessage, StockError, StockLine};
 use crate::actors::user::{CancelError, PaymentError, UserMessage};
 use crate::directory::ProductEntry;
 use crate::error::EngineError;
@@ -468,10 +468,11 @@ fn resolve_lines<'a>(
         let option_id = match line.option_id {
             Some(option_id) if product.options.iter().any(|(id, _)| *id == option_id) => option_id,
             Some(option_id) => {
-                return Err(EngineError::OptionNotFound {
+                let unknown = StockError::OptionNotFound {
                     product_id: product.id,
                     option_id,
-                });
+                };
+                return Err(unknown.into());
             }
             None if product.options.len() == 1 => product.options[0].0,
             None => {

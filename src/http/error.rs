@@ -9,12 +9,12 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Rejection, Reply};
 
-use crate::error::EngineError;
+use crate::error::{Code, EngineError};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
 }
 
@@ -42,10 +42,44 @@ fn bounded(mut message: String) -> String {
     message
 }
 
+/// The status of each code: the one table of them.
+pub fn status_of(code: Code) -> StatusCode {
+    use Code::*;
+    match code {
+        InvalidRequest | InvalidQuery | InvalidAmount | InvalidOrder => StatusCode::BAD_REQUEST,
+        Unauthorized => StatusCode::UNAUTHORIZED,
+        Forbidden => StatusCode::FORBIDDEN,
+        NotFound | UserNotFound | ProductNotFound | OptionNotFound | CouponNotFound
+        | OrderNotFound => StatusCode::NOT_FOUND,
+        MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        UriTooLong => StatusCode::URI_TOO_LONG,
+        HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        UserExists
+        | BalanceLimitExceeded
+        | OutOfStock
+        | TooManyPendingOrders
+        | PurchaseLimitExceeded
+        | CouponAlreadyIssued
+        | CouponSoldOut
+        | CouponExpired
+        | OrderExpired
+        | OrderAlreadyPaid
+        | OrderCancelled
+        | CouponNotUsable
+        | InsufficientBalance
+        | OrderNotCancellable => StatusCode::CONFLICT,
+        SnapshotFailed => StatusCode::INTERNAL_SERVER_ERROR,
+        Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    /// An error with `code`, answered with the code's status.
+    pub fn new(code: Code, message: impl Into<String>) -> ApiError {
         ApiError {
-            status,
+            status: status_of(code),
             code,
             message: bounded(message.into()),
         }
@@ -54,56 +88,53 @@ impl ApiError {
     /// 415 UNSUPPORTED_MEDIA_TYPE: a body that is not declared as JSON.
     pub fn unsupported_media_type() -> ApiError {
         ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
+            Code::UnsupportedMediaType,
             "a request body must be sent with Content-Type: application/json",
         )
     }
 
     /// 400 INVALID_REQUEST: malformed JSON, wrong types, unknown fields, a bad path id.
     pub fn invalid_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", message)
+        ApiError::new(Code::InvalidRequest, message)
     }
 
     /// 400 INVALID_QUERY: a query string that breaks the listing's rules.
     pub fn invalid_query(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_QUERY", message)
+        ApiError::new(Code::InvalidQuery, message)
     }
 
     /// 400 INVALID_AMOUNT: an amount that is not a positive integer within the limit.
     pub fn invalid_amount(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_AMOUNT", message)
+        ApiError::new(Code::InvalidAmount, message)
     }
 
     /// 400 INVALID_ORDER: an order whose lines break the order rules.
     pub fn invalid_order(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_ORDER", message)
+        ApiError::new(Code::InvalidOrder, message)
     }
 
     /// 401 UNAUTHORIZED: a missing or bad token (admin or buyer).
     pub fn unauthorized(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+        ApiError::new(Code::Unauthorized, message)
     }
 
     /// 403 FORBIDDEN: a buyer's token that proves another user than the one acted for.
     pub fn forbidden(user_id: u64) -> ApiError {
         ApiError::new(
-            StatusCode::FORBIDDEN,
-            "FORBIDDEN",
+            Code::Forbidden,
             format!("the token does not allow acting as user {user_id}"),
         )
     }
 
     /// 404 NOT_FOUND: no such route.
     pub fn not_found() -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
+        ApiError::new(Code::NotFound, "no such route")
     }
 
     /// 413 PAYLOAD_TOO_LARGE: a body over `server.body_limit`.
     pub fn payload_too_large(limit: u64) -> ApiError {
         ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PAYLOAD_TOO_LARGE",
+            Code::PayloadTooLarge,
             format!("the request body is over the limit of {limit} bytes"),
         )
     }
@@ -113,7 +144,7 @@ impl ApiError {
     /// The JSON body: `{"code","message"}`.
     pub fn body(&self) -> Vec<u8> {
         let body = ErrorBody {
-            code: self.code,
+            code: self.code.as_str(),
             message: &self.message,
         };
         serde_json::to_vec(&body).expect("two strings always serialize")
@@ -139,46 +170,15 @@ impl Reply for ApiError {
     }
 }
 
-/// The status of an error code: the one table of them. Every code of `EngineError::code` is
-/// here; a code missing from it would answer 500 (and a test would notice).
-pub fn status_of(code: &str) -> StatusCode {
-    match code {
-        "USER_NOT_FOUND" | "PRODUCT_NOT_FOUND" | "OPTION_NOT_FOUND" | "COUPON_NOT_FOUND"
-        | "ORDER_NOT_FOUND" => StatusCode::NOT_FOUND,
-        "INVALID_AMOUNT" | "INVALID_ORDER" | "INVALID_REQUEST" => StatusCode::BAD_REQUEST,
-        "USER_EXISTS"
-        | "BALANCE_LIMIT_EXCEEDED"
-        | "OUT_OF_STOCK"
-        | "TOO_MANY_PENDING_ORDERS"
-        | "PURCHASE_LIMIT_EXCEEDED"
-        | "COUPON_ALREADY_ISSUED"
-        | "COUPON_SOLD_OUT"
-        | "COUPON_EXPIRED"
-        | "ORDER_EXPIRED"
-        | "ORDER_ALREADY_PAID"
-        | "ORDER_CANCELLED"
-        | "COUPON_NOT_USABLE"
-        | "INSUFFICIENT_BALANCE"
-        | "ORDER_NOT_CANCELLABLE" => StatusCode::CONFLICT,
-        "UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> ApiError {
         let code = error.code();
-        let status = status_of(code);
         if let EngineError::Unavailable(detail) = &error {
             // The detail is for operators, not clients.
             tracing::error!(%detail, "engine unavailable");
-            return ApiError::new(
-                status,
-                code,
-                "the engine is busy or shutting down; retry later",
-            );
+            return ApiError::new(code, "the engine is busy or shutting down; retry later");
         }
-        ApiError::new(status, code, error.to_string())
+        ApiError::new(code, error.to_string())
     }
 }
 
@@ -190,8 +190,7 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
         ApiError::not_found()
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "METHOD_NOT_ALLOWED",
+            Code::MethodNotAllowed,
             "this path does not accept that method",
         )
     } else if let Some(header) = rejection.find::<warp::reject::InvalidHeader>() {

@@ -151,6 +151,7 @@ pub fn popular_query(raw: &str) -> Result<(u64, usize), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Code;
 
     #[test]
     fn an_empty_query_gives_the_defaults() {
@@ -192,7 +193,7 @@ mod tests {
             "page=1&page=2",
         ] {
             let error = product_query(raw).unwrap_err();
-            assert_eq!(error.code, "INVALID_QUERY", "{raw}");
+            assert_eq!(error.code, Code::InvalidQuery, "{raw}");
         }
         for raw in [
             "days=0",
@@ -204,7 +205,7 @@ mod tests {
         ] {
             assert_eq!(
                 popular_query(raw).unwrap_err().code,
-                "INVALID_QUERY",
+                Code::InvalidQuery,
                 "{raw}"
             );
         }

@@ -32,11 +32,12 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use warp::filters::BoxedFilter;
-use warp::http::{Request, StatusCode};
+use warp::http::Request;
 use warp::reply::Response;
 
 use super::error::ApiError;
 use super::routes::new_request_id;
+use crate::error::Code;
 
 /// How connections are policed.
 #[derive(Clone, Copy, Debug)]
@@ -405,14 +406,9 @@ fn protocol_error_reply(written: &[u8]) -> Option<Vec<u8>> {
     }
     let error = match status {
         400 => ApiError::invalid_request("the request is not valid HTTP/1.1"),
-        414 => ApiError::new(
-            StatusCode::URI_TOO_LONG,
-            "URI_TOO_LONG",
-            "the request URI is too long",
-        ),
+        414 => ApiError::new(Code::UriTooLong, "the request URI is too long"),
         431 => ApiError::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "HEADERS_TOO_LARGE",
+            Code::HeadersTooLarge,
             "the request has too many headers, or too large ones",
         ),
         _ => return None,

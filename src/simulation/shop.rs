@@ -59,7 +59,7 @@ pub trait Shop: Clone + Send + Sync + 'static {
 }
 
 fn code(error: crate::EngineError) -> Cow<'static, str> {
-    Cow::Borrowed(error.code())
+    Cow::Borrowed(error.code().as_str())
 }
 
 impl Shop for Engine {
