@@ -38,7 +38,6 @@ pub mod metrics;
 
 pub mod model;
 pub mod seed;
-pub mod simulation;
 pub mod snapshot;
 pub mod state;
 

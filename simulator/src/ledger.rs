@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::audit::Check;
-use crate::model::OrderStatus;
+use commerce_engine::audit::Check;
+use commerce_engine::model::OrderStatus;
 
 /// What a buyer last did to an order it placed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

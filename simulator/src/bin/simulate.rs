@@ -1,6 +1,6 @@
 //! `simulate`: thousands of concurrent buyers against the engine, in this process or over
 //! HTTP, ending with a report and an invariant audit. Exits non-zero if any invariant fails.
-//! The harness itself is `commerce_engine::simulation`.
+//! The harness itself is this crate's library (`commerce_simulator`).
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use clap::Parser;
 /// mimalloc: glibc's malloc was a quarter of the simulator's cycles under perf (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use commerce_engine::simulation::{self, Options, Scenario};
+use commerce_simulator::{Options, Scenario};
 
 /// Plays many concurrent buyers (charge, browse, race for coupons, order, pay, cancel, abandon)
 /// and checks that nothing was oversold, double-issued or lost.
@@ -87,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
         operations_per_buyer: args.operations_per_buyer,
         progress: !args.quiet && !args.json,
     };
-    let report = simulation::run(&options)
+    let report = commerce_simulator::run(&options)
         .await
         .map_err(anyhow::Error::msg)?;
     match args.json {

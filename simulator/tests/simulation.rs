@@ -2,8 +2,6 @@
 //! server on port 0, the binary's exit status, and a shop that lies about a charge to prove the
 //! simulator's audit catches a broken invariant.
 
-mod helpers;
-
 use std::time::Duration;
 
 use commerce_engine::app;
@@ -12,10 +10,12 @@ use commerce_engine::clock::Clock;
 use commerce_engine::config::{AuthMode, Limits, Settings};
 use commerce_engine::engine::OrderLine;
 use commerce_engine::model::{CouponView, OrderStatus, ProductView};
-use commerce_engine::simulation::report::Kind;
-use commerce_engine::simulation::shop::{Outcome, Shop};
-use commerce_engine::simulation::{self, Options, Scenario};
 use commerce_engine::{Engine, EngineConfig};
+use commerce_simulator::report::Kind;
+use commerce_simulator::shop::{Outcome, Shop};
+use commerce_simulator::{Options, Scenario};
+
+const ADMIN_TOKEN: &str = "simulation-test-admin-token";
 
 fn small(seed: u64) -> Options {
     Options {
@@ -34,7 +34,7 @@ fn small(seed: u64) -> Options {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_embedded_run_keeps_every_invariant() {
     for seed in [1, 2, 3] {
-        let report = simulation::run(&small(seed)).await.unwrap();
+        let report = commerce_simulator::run(&small(seed)).await.unwrap();
         assert!(report.ok, "seed {seed}:\n{report}");
         // Each buyer stops at its budget; its last step (order, pay, charge, pay) may add three.
         assert!(
@@ -62,9 +62,9 @@ async fn an_embedded_run_keeps_every_invariant() {
 async fn server(dir: &std::path::Path, jwt_secret: Option<&str>) -> app::Running {
     let mut settings = Settings::default();
     settings.server.addr = "127.0.0.1:0".parse().unwrap();
-    settings.seed.path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/seed.toml").into();
+    settings.seed.path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/seed.toml").into();
     settings.snapshot.dir = dir.to_path_buf();
-    settings.admin.token = helpers::ADMIN_TOKEN.into();
+    settings.admin.token = ADMIN_TOKEN.into();
     // Ended orders move to the archive while buyers shop.
     settings.order.archive_after = Duration::from_millis(20);
     if let Some(secret) = jwt_secret {
@@ -82,14 +82,14 @@ async fn an_http_run_against_a_real_server_keeps_every_invariant() {
     let running = server(dir.path(), None).await;
     let options = Options {
         target: Some(format!("http://{}", running.local_addr)),
-        admin_token: Some(helpers::ADMIN_TOKEN.into()),
+        admin_token: Some(ADMIN_TOKEN.into()),
         users: 40,
         coupons: 5,
         buyers: 40,
         operations_per_buyer: Some(25),
         ..small(7)
     };
-    let report = simulation::run(&options).await.unwrap();
+    let report = commerce_simulator::run(&options).await.unwrap();
     assert!(report.ok, "{report}");
     assert_eq!(report.mode, "http");
     assert!(
@@ -113,7 +113,7 @@ async fn with_the_jwt_secret_the_simulator_drives_a_server_in_jwt_mode() {
     let running = server(dir.path(), Some(secret)).await;
     let options = Options {
         target: Some(format!("http://{}", running.local_addr)),
-        admin_token: Some(helpers::ADMIN_TOKEN.into()),
+        admin_token: Some(ADMIN_TOKEN.into()),
         jwt_secret: Some(secret.into()),
         users: 20,
         coupons: 5,
@@ -121,7 +121,7 @@ async fn with_the_jwt_secret_the_simulator_drives_a_server_in_jwt_mode() {
         operations_per_buyer: Some(20),
         ..small(8)
     };
-    let report = simulation::run(&options).await.unwrap();
+    let report = commerce_simulator::run(&options).await.unwrap();
     assert!(report.ok, "{report}");
     let codes: Vec<_> = report
         .outcomes
@@ -223,7 +223,7 @@ async fn the_steady_scenario_orders_and_pays_without_refusals() {
         users: 40,
         ..small(11)
     };
-    let report = simulation::run(&options).await.unwrap();
+    let report = commerce_simulator::run(&options).await.unwrap();
     assert!(report.ok, "{report}");
     assert_eq!(report.refusals(), 0, "{report}");
     // Nineteen in twenty orders are paid, the rest cancelled: no other operation.
@@ -294,7 +294,7 @@ impl Shop for LyingShop {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_catches_a_broken_invariant() {
     let options = small(11);
-    let state = simulation::embedded_catalog(&options, 11)
+    let state = commerce_simulator::embedded_catalog(&options, 11)
         .into_state(&Limits::default())
         .unwrap();
     let config = EngineConfig {
@@ -306,7 +306,7 @@ async fn the_audit_catches_a_broken_invariant() {
         engine,
         calls: Default::default(),
     };
-    let report = simulation::simulate(shop, &options, 11, "lying")
+    let report = commerce_simulator::simulate(shop, &options, 11, "lying")
         .await
         .unwrap();
     assert!(!report.ok, "a lie about money must be caught:\n{report}");

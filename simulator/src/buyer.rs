@@ -13,7 +13,7 @@ use super::Scenario;
 use super::ledger::{Fate, Ledger, PlacedOrder};
 use super::report::{Kind, Samples};
 use super::shop::{Outcome, Shop};
-use crate::engine::OrderLine;
+use commerce_engine::engine::OrderLine;
 
 /// What buyers know of the shop.
 #[derive(Clone, Debug, Default)]

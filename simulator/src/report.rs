@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::audit::Check;
+use commerce_engine::audit::Check;
 
 /// The kinds of operation a buyer performs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

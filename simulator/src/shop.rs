@@ -10,9 +10,9 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::audit::AuditReport;
-use crate::engine::{Engine, OrderLine, ProductQuery};
-use crate::model::{CouponView, OrderStatus, ProductView};
+use commerce_engine::audit::AuditReport;
+use commerce_engine::engine::{Engine, OrderLine, ProductQuery};
+use commerce_engine::model::{CouponView, OrderStatus, ProductView};
 
 /// A result whose error is the API's error code (static in embedded mode: no allocation).
 pub type Outcome<T> = Result<T, Cow<'static, str>>;
@@ -58,7 +58,7 @@ pub trait Shop: Clone + Send + Sync + 'static {
     fn engine_audit(&self) -> impl Future<Output = Option<Outcome<AuditReport>>> + Send;
 }
 
-fn code(error: crate::EngineError) -> Cow<'static, str> {
+fn code(error: commerce_engine::EngineError) -> Cow<'static, str> {
     Cow::Borrowed(error.code().as_str())
 }
 
@@ -325,7 +325,7 @@ fn audit_from_json(report: &Value) -> Outcome<AuditReport> {
         .ok_or(Cow::Borrowed("UNEXPECTED_BODY"))?;
     let checks = checks
         .iter()
-        .map(|check| crate::audit::Check {
+        .map(|check| commerce_engine::audit::Check {
             name: known_check_name(check["name"].as_str().unwrap_or("?")),
             ok: check["ok"].as_bool().unwrap_or(false),
             detail: check["detail"].as_str().unwrap_or("").to_string(),
