@@ -1,6 +1,8 @@
 //! The domain nouns every layer shares: ids, discounts, user coupons, orders, payments and the
-//! read views of products and coupons. These are the JSON shapes of docs/spec.md §2; actor state
-//! types wrap them, and the HTTP layer serializes them as they are.
+//! read views of products and coupons. Actor state types wrap them; the HTTP layer converts
+//! them into its own wire types (`src/http/types.rs`). The small value types (`Discount`, the
+//! statuses) are written the same everywhere and serialize as they are; an order line also
+//! goes to the data platform inside `OrderPaid`.
 
 use std::sync::Arc;
 
@@ -69,7 +71,7 @@ pub enum CouponStatus {
 }
 
 /// A coupon held by a user.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserCoupon {
     pub coupon_id: CouponId,
     pub user_id: UserId,
@@ -106,19 +108,18 @@ pub enum OrderStatus {
     Cancelled,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderItem {
     pub product_id: ProductId,
     pub option_id: OptionId,
     /// The product's name, shared with the product rather than copied into every line.
-    #[schema(value_type = String)]
     pub name: Arc<str>,
     pub quantity: u32,
     pub unit_price: Won,
     pub line_total: Won,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Order {
     pub order_id: OrderId,
     pub user_id: UserId,
@@ -134,7 +135,7 @@ pub struct Order {
 }
 
 /// The reply to a successful payment.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Payment {
     pub order_id: OrderId,
     pub status: OrderStatus,
@@ -176,7 +177,7 @@ impl OrderPaid {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProductOptionView {
     pub id: OptionId,
     pub name: String,
@@ -184,7 +185,7 @@ pub struct ProductOptionView {
     pub stock: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProductView {
     pub id: ProductId,
     pub name: String,
@@ -195,7 +196,7 @@ pub struct ProductView {
     pub purchase_limit: Option<u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CouponView {
     pub id: CouponId,
     pub name: String,

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use commerce_engine::audit::AuditReport;
 use commerce_engine::engine::{Engine, OrderLine, ProductQuery};
-use commerce_engine::model::{CouponView, OrderStatus, ProductView};
+use commerce_engine::http::types::{Coupon, Product};
+use commerce_engine::model::OrderStatus;
 
 /// A result whose error is the API's error code (static in embedded mode: no allocation).
 pub type Outcome<T> = Result<T, Cow<'static, str>>;
@@ -52,8 +53,8 @@ pub trait Shop: Clone + Send + Sync + 'static {
         user_id: u64,
     ) -> impl Future<Output = Outcome<OrderStatus>> + Send;
     /// Every product with its current stock.
-    fn catalog(&self) -> impl Future<Output = Outcome<Vec<ProductView>>> + Send;
-    fn coupon(&self, coupon_id: u64) -> impl Future<Output = Outcome<CouponView>> + Send;
+    fn catalog(&self) -> impl Future<Output = Outcome<Vec<Product>>> + Send;
+    fn coupon(&self, coupon_id: u64) -> impl Future<Output = Outcome<Coupon>> + Send;
     /// The engine's own audit, if this shop can ask for it.
     fn engine_audit(&self) -> impl Future<Output = Option<Outcome<AuditReport>>> + Send;
 }
@@ -115,16 +116,18 @@ impl Shop for Engine {
             .map_err(code)
     }
 
-    async fn catalog(&self) -> Outcome<Vec<ProductView>> {
+    async fn catalog(&self) -> Outcome<Vec<Product>> {
         let query = ProductQuery {
             size: usize::MAX,
             ..ProductQuery::default()
         };
-        Ok(self.products(&query).items)
+        let items = self.products(&query).items;
+        Ok(items.into_iter().map(Product::from).collect())
     }
 
-    async fn coupon(&self, coupon_id: u64) -> Outcome<CouponView> {
-        Engine::coupon(self, coupon_id).await.map_err(code)
+    async fn coupon(&self, coupon_id: u64) -> Outcome<Coupon> {
+        let coupon = Engine::coupon(self, coupon_id).await;
+        coupon.map(Coupon::from).map_err(code)
     }
 
     async fn engine_audit(&self) -> Option<Outcome<AuditReport>> {
@@ -289,11 +292,11 @@ impl Shop for HttpShop {
         serde_json::from_value(order["status"].clone()).map_err(|_| "UNEXPECTED_BODY".into())
     }
 
-    async fn catalog(&self) -> Outcome<Vec<ProductView>> {
+    async fn catalog(&self) -> Outcome<Vec<Product>> {
         let mut products = Vec::new();
         for page in 1.. {
             let reply: Value = self.get(&format!("/products?size=100&page={page}")).await?;
-            let items: Vec<ProductView> =
+            let items: Vec<Product> =
                 serde_json::from_value(reply["items"].clone()).map_err(|_| "UNEXPECTED_BODY")?;
             let done = items.len() < 100;
             products.extend(items);
@@ -304,7 +307,7 @@ impl Shop for HttpShop {
         unreachable!("the loop returns on the last page")
     }
 
-    async fn coupon(&self, coupon_id: u64) -> Outcome<CouponView> {
+    async fn coupon(&self, coupon_id: u64) -> Outcome<Coupon> {
         self.get(&format!("/coupons/{coupon_id}")).await
     }
 

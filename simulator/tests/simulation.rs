@@ -9,7 +9,8 @@ use commerce_engine::audit::AuditReport;
 use commerce_engine::clock::Clock;
 use commerce_engine::config::{AuthMode, Limits, Settings};
 use commerce_engine::engine::OrderLine;
-use commerce_engine::model::{CouponView, OrderStatus, ProductView};
+use commerce_engine::http::types::{Coupon, Product};
+use commerce_engine::model::OrderStatus;
 use commerce_engine::{Engine, EngineConfig};
 use commerce_simulator::report::Kind;
 use commerce_simulator::shop::{Outcome, Shop};
@@ -280,10 +281,10 @@ impl Shop for LyingShop {
     async fn order_status(&self, order_id: u64, user_id: u64) -> Outcome<OrderStatus> {
         Shop::order_status(&self.engine, order_id, user_id).await
     }
-    async fn catalog(&self) -> Outcome<Vec<ProductView>> {
+    async fn catalog(&self) -> Outcome<Vec<Product>> {
         Shop::catalog(&self.engine).await
     }
-    async fn coupon(&self, coupon_id: u64) -> Outcome<CouponView> {
+    async fn coupon(&self, coupon_id: u64) -> Outcome<Coupon> {
         Shop::coupon(&self.engine, coupon_id).await
     }
     async fn engine_audit(&self) -> Option<Outcome<AuditReport>> {

@@ -15,7 +15,6 @@ use super::types::*;
 use crate::audit::AuditReport;
 use crate::engine::{Engine, OrderLine};
 use crate::error::EngineError;
-use crate::model::{CouponView, Order, Payment, ProductView, UserCoupon};
 use crate::snapshot::SnapshotInfo;
 
 type Reply200 = Result<Response, Infallible>;
@@ -111,9 +110,9 @@ pub async fn products(raw_query: String, engine: Engine) -> Reply200 {
 }
 
 #[utoipa::path(get, path = "/products/{product_id}", tag = "products", params(("product_id" = u64, Path, minimum = 1, description = "a product id")),
-    responses((status = 200, body = ProductView), (status = 404, description = "PRODUCT_NOT_FOUND")))]
+    responses((status = 200, body = Product), (status = 404, description = "PRODUCT_NOT_FOUND")))]
 pub async fn product(product_id: u64, engine: Engine) -> Reply200 {
-    ok(engine.product(product_id))
+    ok(engine.product(product_id).map(Product::from))
 }
 
 #[utoipa::path(get, path = "/products/popular", tag = "products",
@@ -147,13 +146,14 @@ pub async fn issue_coupon(
     if let Err(error) = caller.acts_as(request.user_id.0) {
         return rejected(error);
     }
-    created(engine.issue_coupon(coupon_id, request.user_id.0).await)
+    let issued = engine.issue_coupon(coupon_id, request.user_id.0).await;
+    created(issued.map(UserCoupon::from))
 }
 
 #[utoipa::path(get, path = "/coupons/{coupon_id}", tag = "coupons", params(("coupon_id" = u64, Path, minimum = 1, description = "a coupon id")),
-    responses((status = 200, body = CouponView), (status = 404, description = "COUPON_NOT_FOUND")))]
+    responses((status = 200, body = Coupon), (status = 404, description = "COUPON_NOT_FOUND")))]
 pub async fn coupon(coupon_id: u64, engine: Engine) -> Reply200 {
-    ok(engine.coupon(coupon_id).await)
+    ok(engine.coupon(coupon_id).await.map(Coupon::from))
 }
 
 #[utoipa::path(get, path = "/users/{user_id}/coupons", tag = "coupons", params(("user_id" = u64, Path, minimum = 1, description = "a user id")),
@@ -163,7 +163,10 @@ pub async fn user_coupons(user_id: u64, caller: Caller, engine: Engine) -> Reply
         return rejected(error);
     }
     let coupons = engine.user_coupons(user_id).await;
-    ok(coupons.map(|coupons| UserCouponsResponse { user_id, coupons }))
+    ok(coupons.map(|coupons| UserCouponsResponse {
+        user_id,
+        coupons: coupons.into_iter().map(UserCoupon::from).collect(),
+    }))
 }
 
 #[utoipa::path(post, path = "/orders", tag = "orders", request_body = PlaceOrderRequest,
@@ -187,7 +190,12 @@ pub async fn place_order(caller: Caller, request: PlaceOrderRequest, engine: Eng
             quantity,
         });
     }
-    created(engine.place_order(request.user_id.0, lines).await)
+    created(
+        engine
+            .place_order(request.user_id.0, lines)
+            .await
+            .map(Order::from),
+    )
 }
 
 #[utoipa::path(get, path = "/orders/{order_id}", tag = "orders", params(("order_id" = u64, Path, minimum = 1, description = "an order id")),
@@ -202,7 +210,7 @@ pub async fn order(order_id: u64, caller: Caller, engine: Engine) -> Reply200 {
                 true => Ok(order),
                 false => Err(EngineError::OrderNotFound(order_id)),
             });
-    ok(order)
+    ok(order.map(Order::from))
 }
 
 #[utoipa::path(get, path = "/users/{user_id}/orders", tag = "orders",
@@ -226,7 +234,7 @@ pub async fn user_orders(
     let page = engine.user_orders(user_id, limit, before).await;
     ok(page.map(|(orders, next_before)| UserOrdersResponse {
         user_id,
-        orders,
+        orders: orders.into_iter().map(Order::from).collect(),
         next_before,
     }))
 }
@@ -240,7 +248,8 @@ pub async fn pay(order_id: u64, caller: Caller, request: PayRequest, engine: Eng
         return rejected(error);
     }
     let coupon_id = request.coupon_id.map(|Id(id)| id);
-    ok(engine.pay(order_id, request.user_id.0, coupon_id).await)
+    let paid = engine.pay(order_id, request.user_id.0, coupon_id).await;
+    ok(paid.map(Payment::from))
 }
 
 #[utoipa::path(post, path = "/orders/{order_id}/cancel", tag = "orders", params(("order_id" = u64, Path, minimum = 1, description = "an order id")),
@@ -256,7 +265,10 @@ pub async fn cancel(
     if let Err(error) = caller.acts_as(request.user_id.0) {
         return rejected(error);
     }
-    ok(engine.cancel(order_id, request.user_id.0).await)
+    ok(engine
+        .cancel(order_id, request.user_id.0)
+        .await
+        .map(Order::from))
 }
 
 #[utoipa::path(post, path = "/admin/users", tag = "admin",
@@ -274,15 +286,20 @@ pub async fn create_user(request: CreateUserRequest, engine: Engine) -> Reply200
 
 #[utoipa::path(post, path = "/admin/products", tag = "admin", request_body = CreateProductRequest,
     security(("admin_token" = [])),
-    responses((status = 201, body = ProductView)))]
+    responses((status = 201, body = Product)))]
 pub async fn create_product(request: CreateProductRequest, engine: Engine) -> Reply200 {
-    created(engine.create_product(request.into()).await)
+    created(
+        engine
+            .create_product(request.into())
+            .await
+            .map(Product::from),
+    )
 }
 
 #[utoipa::path(post, path = "/admin/products/{product_id}/options/{option_id}/restock", tag = "admin",
     params(("product_id" = u64, Path, minimum = 1, description = "a product id"), ("option_id" = u64, Path, minimum = 1, description = "an option id")),
     request_body = RestockRequest, security(("admin_token" = [])),
-    responses((status = 200, body = ProductView),
+    responses((status = 200, body = Product),
         (status = 404, description = "PRODUCT_NOT_FOUND, OPTION_NOT_FOUND")))]
 pub async fn restock(
     product_id: u64,
@@ -290,16 +307,17 @@ pub async fn restock(
     request: RestockRequest,
     engine: Engine,
 ) -> Reply200 {
-    ok(engine
+    let restocked = engine
         .restock(product_id, option_id, request.quantity)
-        .await)
+        .await;
+    ok(restocked.map(Product::from))
 }
 
 #[utoipa::path(post, path = "/admin/coupons", tag = "admin", request_body = CreateCouponRequest,
     security(("admin_token" = [])),
-    responses((status = 201, body = CouponView)))]
+    responses((status = 201, body = Coupon)))]
 pub async fn create_coupon(request: CreateCouponRequest, engine: Engine) -> Reply200 {
-    created(engine.create_coupon(request.into()).await)
+    created(engine.create_coupon(request.into()).await.map(Coupon::from))
 }
 
 #[utoipa::path(get, path = "/admin/audit", tag = "admin", security(("admin_token" = [])),

@@ -1,13 +1,17 @@
-//! Request and response bodies of the HTTP API (docs/spec.md §2). Requests reject unknown
-//! fields; ids in bodies must be positive. Fields whose bad values have their own error code
-//! (`amount`, `quantity`) are read loosely here and judged by the handler.
+//! Request and response bodies of the HTTP API (docs/spec.md §2): every JSON shape the API
+//! reads or sends is a type here, converted from the engine's own types in the handler, so the
+//! wire format and the OpenAPI document change only here. Requests reject unknown fields; ids in
+//! bodies must be positive. Fields whose bad values have their own error code (`amount`,
+//! `quantity`) are read loosely here and judged by the handler.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use crate::clock::Timestamp;
 use crate::engine::{NewCoupon, NewProduct, NewProductOption, PopularItem, ProductPage};
-use crate::model::{Discount, Order, ProductView, UserCoupon, UserId, Won};
+use crate::model::{
+    self, CouponId, CouponStatus, Discount, OptionId, OrderId, OrderStatus, ProductId, UserId, Won,
+};
 
 /// A JSON object read as `T`. serde reads a struct from a JSON array too, field by field;
 /// wrapped in `Object`, an array in its place is refused.
@@ -188,7 +192,7 @@ pub struct PointsResponse {
 
 #[derive(Serialize, ToSchema)]
 pub struct ProductPageResponse {
-    pub items: Vec<ProductView>,
+    pub items: Vec<Product>,
     pub page: usize,
     pub size: usize,
     pub total: usize,
@@ -197,7 +201,7 @@ pub struct ProductPageResponse {
 impl From<ProductPage> for ProductPageResponse {
     fn from(page: ProductPage) -> Self {
         ProductPageResponse {
-            items: page.items,
+            items: page.items.into_iter().map(Product::from).collect(),
             page: page.page,
             size: page.size,
             total: page.total,
@@ -248,4 +252,185 @@ pub struct UserOrdersResponse {
 #[derive(Serialize, ToSchema)]
 pub struct HealthResponse {
     pub status: &'static str,
+}
+
+/// `Order` (docs/spec.md §2): `coupon_id`, `discount_amount`, `paid_amount` and `paid_at` are
+/// null until the order is paid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Order {
+    pub order_id: OrderId,
+    pub user_id: UserId,
+    pub status: OrderStatus,
+    pub items: Vec<OrderItem>,
+    pub total_amount: Won,
+    pub coupon_id: Option<CouponId>,
+    pub discount_amount: Option<Won>,
+    pub paid_amount: Option<Won>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub paid_at: Option<Timestamp>,
+}
+
+/// One line of an `Order`: `name` is the product's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OrderItem {
+    pub product_id: ProductId,
+    pub option_id: OptionId,
+    pub name: String,
+    pub quantity: u32,
+    pub unit_price: Won,
+    pub line_total: Won,
+}
+
+impl From<model::Order> for Order {
+    fn from(order: model::Order) -> Order {
+        Order {
+            order_id: order.order_id,
+            user_id: order.user_id,
+            status: order.status,
+            items: order.items.iter().map(OrderItem::from).collect(),
+            total_amount: order.total_amount,
+            coupon_id: order.coupon_id,
+            discount_amount: order.discount_amount,
+            paid_amount: order.paid_amount,
+            created_at: order.created_at,
+            expires_at: order.expires_at,
+            paid_at: order.paid_at,
+        }
+    }
+}
+
+impl From<&model::OrderItem> for OrderItem {
+    fn from(item: &model::OrderItem) -> OrderItem {
+        OrderItem {
+            product_id: item.product_id,
+            option_id: item.option_id,
+            name: item.name.to_string(),
+            quantity: item.quantity,
+            unit_price: item.unit_price,
+            line_total: item.line_total,
+        }
+    }
+}
+
+/// `Payment` (docs/spec.md §2): `balance` is the buyer's balance after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Payment {
+    pub order_id: OrderId,
+    pub status: OrderStatus,
+    pub total_amount: Won,
+    pub discount_amount: Won,
+    pub paid_amount: Won,
+    pub balance: Won,
+    pub coupon_id: Option<CouponId>,
+    pub paid_at: Timestamp,
+}
+
+impl From<model::Payment> for Payment {
+    fn from(payment: model::Payment) -> Payment {
+        Payment {
+            order_id: payment.order_id,
+            status: payment.status,
+            total_amount: payment.total_amount,
+            discount_amount: payment.discount_amount,
+            paid_amount: payment.paid_amount,
+            balance: payment.balance,
+            coupon_id: payment.coupon_id,
+            paid_at: payment.paid_at,
+        }
+    }
+}
+
+/// `UserCoupon` (docs/spec.md §2): a coupon held by a user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserCoupon {
+    pub coupon_id: CouponId,
+    pub user_id: UserId,
+    pub name: String,
+    pub discount: Discount,
+    pub status: CouponStatus,
+    pub issued_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+    pub order_id: Option<OrderId>,
+    pub expires_at: Option<Timestamp>,
+}
+
+impl From<model::UserCoupon> for UserCoupon {
+    fn from(coupon: model::UserCoupon) -> UserCoupon {
+        UserCoupon {
+            coupon_id: coupon.coupon_id,
+            user_id: coupon.user_id,
+            name: coupon.name,
+            discount: coupon.discount,
+            status: coupon.status,
+            issued_at: coupon.issued_at,
+            used_at: coupon.used_at,
+            order_id: coupon.order_id,
+            expires_at: coupon.expires_at,
+        }
+    }
+}
+
+/// `Product` (docs/spec.md §2): each option's `stock` is what can be ordered now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Product {
+    pub id: ProductId,
+    pub name: String,
+    pub category: String,
+    pub price: Won,
+    pub options: Vec<ProductOption>,
+    /// Units one user may buy (PENDING and PAID orders together); null for no limit.
+    pub purchase_limit: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProductOption {
+    pub id: OptionId,
+    pub name: String,
+    pub stock: u64,
+}
+
+impl From<model::ProductView> for Product {
+    fn from(product: model::ProductView) -> Product {
+        Product {
+            id: product.id,
+            name: product.name,
+            category: product.category,
+            price: product.price,
+            options: product
+                .options
+                .into_iter()
+                .map(|option| ProductOption {
+                    id: option.id,
+                    name: option.name,
+                    stock: option.stock,
+                })
+                .collect(),
+            purchase_limit: product.purchase_limit,
+        }
+    }
+}
+
+/// `Coupon` (docs/spec.md §2): `expires_at` null means never.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Coupon {
+    pub id: CouponId,
+    pub name: String,
+    pub discount: Discount,
+    pub total_quantity: u64,
+    pub remaining_quantity: u64,
+    pub expires_at: Option<Timestamp>,
+}
+
+impl From<model::CouponView> for Coupon {
+    fn from(coupon: model::CouponView) -> Coupon {
+        Coupon {
+            id: coupon.id,
+            name: coupon.name,
+            discount: coupon.discount,
+            total_quantity: coupon.total_quantity,
+            remaining_quantity: coupon.remaining_quantity,
+            expires_at: coupon.expires_at,
+        }
+    }
 }
