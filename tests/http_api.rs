@@ -1,4 +1,4 @@
-//! Every endpoint of SPEC section 2 over the real warp routes: each success shape and each
+//! Every endpoint of docs/spec.md §2 over the real warp routes: each success shape and each
 //! error code, the JSON error body, and that failed requests change nothing.
 
 mod helpers;
