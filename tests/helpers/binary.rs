@@ -17,6 +17,8 @@ pub struct Server {
     pub client: reqwest::Client,
     /// The server's log lines (JSON) after the one naming its address.
     pub log: std::sync::Mutex<mpsc::Receiver<String>>,
+    /// Where the server's stderr goes (a panic's message, say), for `post_mortem`.
+    stderr: tempfile::NamedTempFile,
 }
 
 pub fn command(snapshot_dir: &Path) -> Command {
@@ -48,6 +50,8 @@ pub fn start(snapshot_dir: &Path) -> Server {
 // The child is reaped by `Server`'s `Drop`, also when a test fails midway.
 #[allow(clippy::zombie_processes)]
 pub fn start_command(mut command: Command) -> Server {
+    let stderr = tempfile::NamedTempFile::new().unwrap();
+    command.stderr(stderr.reopen().unwrap());
     let mut child = command.spawn().expect("the server binary starts");
     let stdout = child.stdout.take().unwrap();
     let (lines, log) = mpsc::channel();
@@ -69,6 +73,7 @@ pub fn start_command(mut command: Command) -> Server {
                 base: format!("http://{addr}"),
                 client: reqwest::Client::new(),
                 log: log.into(),
+                stderr,
             };
         }
     }
@@ -83,7 +88,8 @@ impl Drop for Server {
 
 impl Server {
     pub async fn get(&self, path: &str) -> Value {
-        json_of(self.client.get(format!("{}{path}", self.base))).await
+        self.json_of(self.client.get(format!("{}{path}", self.base)))
+            .await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
@@ -116,7 +122,7 @@ impl Server {
 
     async fn admin_get(&self, path: &str) -> Value {
         let request = self.client.get(format!("{}{path}", self.base));
-        json_of(request.bearer_auth(TOKEN)).await
+        self.json_of(request.bearer_auth(TOKEN)).await
     }
 
     pub fn terminate(&mut self) -> std::process::ExitStatus {
@@ -127,7 +133,28 @@ impl Server {
     }
 }
 
-/// Sends a request that must be answered, and reads its JSON body.
-async fn json_of(request: reqwest::RequestBuilder) -> Value {
-    request.send().await.unwrap().json().await.unwrap()
+impl Server {
+    /// Sends a request that must be answered, and reads its JSON body. When the server does
+    /// not answer, says why: whether it is still running, and its last words.
+    async fn json_of(&self, request: reqwest::RequestBuilder) -> Value {
+        match request.send().await {
+            Ok(response) => response.json().await.unwrap(),
+            Err(error) => panic!("{error}; the server: {}", self.post_mortem()),
+        }
+    }
+
+    fn post_mortem(&self) -> String {
+        let status = std::process::Command::new("ps")
+            .args(["-o", "stat=", "-p", &self.child.id().to_string()])
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+            .unwrap_or_default();
+        let log = self.log.lock().unwrap();
+        let lines: Vec<String> = log.try_iter().collect();
+        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+        let stderr = std::fs::read_to_string(self.stderr.path()).unwrap_or_default();
+        format!(
+            "process state `{status}` (empty: gone); its last log lines:\n{tail}\nits stderr:\n{stderr}"
+        )
+    }
 }
