@@ -5,7 +5,7 @@
 mod helpers;
 
 use commerce_engine::http::RouteOptions;
-use commerce_engine::http::routes::{ROUTES, UNMATCHED, template_of};
+use commerce_engine::http::route_table::{ROUTES, UNMATCHED, template_of};
 use helpers::Api;
 use serde_json::json;
 

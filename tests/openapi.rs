@@ -6,7 +6,7 @@ mod helpers;
 
 use std::collections::BTreeSet;
 
-use commerce_engine::http::routes::ROUTES;
+use commerce_engine::http::route_table::ROUTES;
 use helpers::Api;
 use serde_json::Value;
 

@@ -5,6 +5,7 @@ pub mod error;
 pub mod handlers;
 pub mod openapi;
 pub mod query;
+pub mod route_table;
 pub mod routes;
 pub mod server;
 pub mod types;
