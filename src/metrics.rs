@@ -11,6 +11,7 @@
 //! Names follow Prometheus conventions: a `commerce_` prefix, base units in the name
 //! (`_seconds`, `_bytes`), `_total` on counters.
 
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -150,46 +151,30 @@ impl Metrics {
 
     /// Counts one refusal of `what`, by its error code.
     pub fn refused(&self, what: Refused, code: &'static str) {
-        self.refusals
-            .entry((what, code))
-            .or_insert_with(|| {
-                let labels = vec![Label::from_static_parts("code", code)];
-                let key = Key::from_parts(what.metric(), labels);
-                self.recorder.register_counter(&key, &METADATA)
-            })
-            .increment(1);
+        let counter = cached(&self.refusals, (what, code), || {
+            let labels = vec![Label::from_static_parts("code", code)];
+            let key = Key::from_parts(what.metric(), labels);
+            self.recorder.register_counter(&key, &METADATA)
+        });
+        counter.increment(1);
     }
 
     /// Counts one answered HTTP request of `route` (its template, or "unmatched") and records
     /// how long it took.
     pub fn request(&self, route: &'static str, method: &'static str, status: u16, took: Duration) {
-        let counter = self
-            .requests
-            .get(&(route, method, status))
-            .map(|c| c.clone());
-        let counter = counter.unwrap_or_else(|| {
-            let labels = vec![
-                Label::from_static_parts("route", route),
-                Label::from_static_parts("method", method),
-                Label::new("status", status.to_string()),
-            ];
+        let route_label = Label::from_static_parts("route", route);
+        let method_label = Label::from_static_parts("method", method);
+        let counter = cached(&self.requests, (route, method, status), || {
+            let status_label = Label::new("status", status.to_string());
+            let labels = vec![route_label.clone(), method_label.clone(), status_label];
             let key = Key::from_parts("commerce_http_requests_total", labels);
-            let counter = self.recorder.register_counter(&key, &METADATA);
-            self.requests
-                .insert((route, method, status), counter.clone());
-            counter
+            self.recorder.register_counter(&key, &METADATA)
         });
         counter.increment(1);
-        let latency = self.latencies.get(&(route, method)).map(|h| h.clone());
-        let latency = latency.unwrap_or_else(|| {
-            let labels = vec![
-                Label::from_static_parts("route", route),
-                Label::from_static_parts("method", method),
-            ];
+        let latency = cached(&self.latencies, (route, method), || {
+            let labels = vec![route_label, method_label];
             let key = Key::from_parts("commerce_http_request_duration_seconds", labels);
-            let histogram = self.recorder.register_histogram(&key, &METADATA);
-            self.latencies.insert((route, method), histogram.clone());
-            histogram
+            self.recorder.register_histogram(&key, &METADATA)
         });
         latency.record(took.as_secs_f64());
     }
@@ -221,6 +206,19 @@ impl Metrics {
         }
         self.recorder.handle().render()
     }
+}
+
+/// The handle cached under `key`, registered by `register` the first time. A read lock on the
+/// way every later request takes; the write lock only for the first of each label set.
+fn cached<K: Eq + Hash, H: Clone>(
+    handles: &DashMap<K, H, rustc_hash::FxBuildHasher>,
+    key: K,
+    register: impl FnOnce() -> H,
+) -> H {
+    if let Some(handle) = handles.get(&key) {
+        return handle.clone();
+    }
+    handles.entry(key).or_insert_with(register).clone()
 }
 
 /// The HELP line of every metric (and its unit where it has one).
