@@ -31,20 +31,21 @@ const BATCH_BUCKETS: &[f64] = &[
 
 const METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
 
-/// Which refusals a code is counted under.
+/// A use case whose outcomes are counted: successes on a counter of their own, refusals by
+/// their error code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Refused {
+pub enum Attempt {
     Order,
     Payment,
     CouponIssue,
 }
 
-impl Refused {
-    fn metric(self) -> &'static str {
+impl Attempt {
+    fn refusals_metric(self) -> &'static str {
         match self {
-            Refused::Order => "commerce_order_refusals_total",
-            Refused::Payment => "commerce_payment_refusals_total",
-            Refused::CouponIssue => "commerce_coupon_issue_refusals_total",
+            Attempt::Order => "commerce_order_refusals_total",
+            Attempt::Payment => "commerce_payment_refusals_total",
+            Attempt::CouponIssue => "commerce_coupon_issue_refusals_total",
         }
     }
 }
@@ -67,12 +68,12 @@ pub struct JournalTotals {
 #[derive(Debug)]
 pub struct Metrics {
     recorder: PrometheusRecorder,
-    pub orders_placed: Counter,
+    orders_placed: Counter,
     pub orders_paid: Counter,
     pub orders_expired: Counter,
     pub orders_cancelled: Counter,
     pub orders_archived: Counter,
-    pub coupons_issued: Counter,
+    coupons_issued: Counter,
     pub charges: Counter,
     pub charged_points: Counter,
     pub journal_fsync_seconds: Histogram,
@@ -88,7 +89,7 @@ pub struct Metrics {
     snapshot_age_seconds: Gauge,
     /// When the newest snapshot was written; `None` before the first.
     last_snapshot: Mutex<Option<Instant>>,
-    refusals: DashMap<(Refused, &'static str), Counter, rustc_hash::FxBuildHasher>,
+    refusals: DashMap<(Attempt, &'static str), Counter, rustc_hash::FxBuildHasher>,
     requests: DashMap<(&'static str, &'static str, u16), Counter, rustc_hash::FxBuildHasher>,
     latencies: DashMap<(&'static str, &'static str), Histogram, rustc_hash::FxBuildHasher>,
 }
@@ -149,11 +150,21 @@ impl Metrics {
         }
     }
 
-    /// Counts one refusal of `what`, by its error code.
-    pub fn refused(&self, what: Refused, code: &'static str) {
+    /// Counts one attempt of `what`: a success on its counter, a refusal by its error code.
+    /// (A payment's success is counted by the buyer's actor, which makes it.)
+    pub fn attempted(&self, what: Attempt, outcome: Result<(), &'static str>) {
+        match (what, outcome) {
+            (Attempt::Order, Ok(())) => self.orders_placed.increment(1),
+            (Attempt::CouponIssue, Ok(())) => self.coupons_issued.increment(1),
+            (Attempt::Payment, Ok(())) => {}
+            (_, Err(code)) => self.refused(what, code),
+        }
+    }
+
+    fn refused(&self, what: Attempt, code: &'static str) {
         let counter = cached(&self.refusals, (what, code), || {
             let labels = vec![Label::from_static_parts("code", code)];
-            let key = Key::from_parts(what.metric(), labels);
+            let key = Key::from_parts(what.refusals_metric(), labels);
             self.recorder.register_counter(&key, &METADATA)
         });
         counter.increment(1);

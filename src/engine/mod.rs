@@ -39,7 +39,7 @@ use crate::directory::{Directory, ProductEntry, UserEntry};
 use crate::error::EngineError;
 use crate::gate::Gate;
 use crate::journal::Journal;
-use crate::metrics::{JournalTotals, Metrics, Readings, Refused};
+use crate::metrics::{Attempt, JournalTotals, Metrics, Readings};
 use crate::model::{OrderId, OrderStatus, UserId};
 use crate::snapshot::SnapshotInfo;
 use crate::state::EngineState;
@@ -228,11 +228,10 @@ impl Engine {
         &self.links().metrics
     }
 
-    /// Counts `result` if it is a refusal of `what`, by its code.
-    fn count_refusal<T>(&self, what: Refused, result: &Result<T, EngineError>) {
-        if let Err(error) = result {
-            self.links().metrics.refused(what, error.code().as_str());
-        }
+    /// Counts the outcome of one attempt of `what` (see `Metrics::attempted`).
+    fn count_attempt<T>(&self, what: Attempt, result: &Result<T, EngineError>) {
+        let outcome = result.as_ref().map(|_| ()).map_err(|e| e.code().as_str());
+        self.links().metrics.attempted(what, outcome);
     }
 
     /// Asks an actor and waits for its reply, at most `call_timeout`.

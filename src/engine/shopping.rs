@@ -10,7 +10,7 @@ use crate::actors::user::{CancelError, PaymentError, UserMessage};
 use crate::directory::ProductEntry;
 use crate::error::EngineError;
 use crate::journal::Record;
-use crate::metrics::Refused;
+use crate::metrics::Attempt;
 use crate::model::{
     CouponId, CouponView, OptionId, Order, OrderId, OrderItem, OrderStatus, Payment, ProductId,
     UserCoupon, UserId, Won,
@@ -70,10 +70,7 @@ impl Engine {
         user_id: UserId,
     ) -> Result<UserCoupon, EngineError> {
         let issued = self.issue_coupon_once(coupon_id, user_id).await;
-        self.count_refusal(Refused::CouponIssue, &issued);
-        if issued.is_ok() {
-            self.links().metrics.coupons_issued.increment(1);
-        }
+        self.count_attempt(Attempt::CouponIssue, &issued);
         issued
     }
 
@@ -136,10 +133,7 @@ impl Engine {
                     EngineError::Unavailable(format!("order placement failed: {error}"))
                 })
                 .and_then(|placed| placed);
-        self.count_refusal(Refused::Order, &placed);
-        if placed.is_ok() {
-            self.links().metrics.orders_placed.increment(1);
-        }
+        self.count_attempt(Attempt::Order, &placed);
         placed
     }
 
@@ -352,9 +346,8 @@ impl Engine {
         user_id: UserId,
         coupon_id: Option<CouponId>,
     ) -> Result<Payment, EngineError> {
-        // Payments are counted by the buyer's actor, which makes them.
         let paid = self.pay_once(order_id, user_id, coupon_id).await;
-        self.count_refusal(Refused::Payment, &paid);
+        self.count_attempt(Attempt::Payment, &paid);
         paid
     }
 
