@@ -50,6 +50,14 @@ impl Attempt {
     }
 }
 
+/// What a metric is, as Prometheus types it.
+#[derive(Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
 /// Values read when the metrics are rendered rather than kept up to date.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Readings {
@@ -112,10 +120,13 @@ impl Metrics {
             })
             .expect("the buckets are fixed, sorted and not empty")
             .build_recorder();
-        for (name, unit, help) in DESCRIPTIONS {
-            recorder.describe_counter((*name).into(), *unit, (*help).into());
-            recorder.describe_gauge((*name).into(), *unit, (*help).into());
-            recorder.describe_histogram((*name).into(), *unit, (*help).into());
+        for &(kind, name, unit, help) in DESCRIPTIONS {
+            let describe = match kind {
+                Kind::Counter => Recorder::describe_counter,
+                Kind::Gauge => Recorder::describe_gauge,
+                Kind::Histogram => Recorder::describe_histogram,
+            };
+            describe(&recorder, name.into(), unit, help.into());
         }
         let counter =
             |name: &'static str| recorder.register_counter(&Key::from_name(name), &METADATA);
@@ -232,108 +243,148 @@ fn cached<K: Eq + Hash, H: Clone>(
     handles.entry(key).or_insert_with(register).clone()
 }
 
-/// The HELP line of every metric (and its unit where it has one).
-const DESCRIPTIONS: &[(&str, Option<Unit>, &str)] = &[
+/// Every metric's kind and HELP line (and its unit where it has one).
+const DESCRIPTIONS: &[(Kind, &str, Option<Unit>, &str)] = &[
     (
+        Kind::Counter,
         "commerce_http_requests_total",
         None,
         "HTTP requests answered, by route template, method and status",
     ),
     (
+        Kind::Histogram,
         "commerce_http_request_duration_seconds",
         Some(Unit::Seconds),
         "Time from a request's arrival to its response, by route template and method",
     ),
-    ("commerce_orders_placed_total", None, "Orders placed"),
-    ("commerce_orders_paid_total", None, "Orders paid"),
     (
+        Kind::Counter,
+        "commerce_orders_placed_total",
+        None,
+        "Orders placed",
+    ),
+    (
+        Kind::Counter,
+        "commerce_orders_paid_total",
+        None,
+        "Orders paid",
+    ),
+    (
+        Kind::Counter,
         "commerce_orders_expired_total",
         None,
         "Orders expired unpaid",
     ),
     (
+        Kind::Counter,
         "commerce_orders_cancelled_total",
         None,
         "Orders cancelled by their buyer",
     ),
     (
+        Kind::Counter,
         "commerce_orders_archived_total",
         None,
         "Ended orders moved to the order archive",
     ),
     (
+        Kind::Counter,
         "commerce_order_refusals_total",
         None,
         "Orders refused, by error code",
     ),
     (
+        Kind::Counter,
         "commerce_payment_refusals_total",
         None,
         "Payments refused, by error code",
     ),
     (
+        Kind::Counter,
         "commerce_coupons_issued_total",
         None,
         "Coupons issued to users",
     ),
     (
+        Kind::Counter,
         "commerce_coupon_issue_refusals_total",
         None,
         "Coupon issues refused, by error code",
     ),
-    ("commerce_charges_total", None, "Point charges applied"),
     (
+        Kind::Counter,
+        "commerce_charges_total",
+        None,
+        "Point charges applied",
+    ),
+    (
+        Kind::Counter,
         "commerce_charged_points_total",
         None,
         "Points added by charges",
     ),
     (
+        Kind::Gauge,
         "commerce_pending_orders",
         None,
         "Orders waiting for payment",
     ),
     (
+        Kind::Gauge,
         "commerce_running_actors",
         None,
         "Actors running (users, products, coupons and services)",
     ),
     (
+        Kind::Gauge,
         "commerce_data_platform_backlog_records",
         None,
         "Paid-order records not yet delivered to the data platform",
     ),
     (
+        Kind::Histogram,
         "commerce_journal_fsync_duration_seconds",
         Some(Unit::Seconds),
         "Time of one journal write and fsync",
     ),
     (
+        Kind::Histogram,
         "commerce_journal_records_per_fsync",
         None,
         "Records made durable by one journal fsync",
     ),
     (
+        Kind::Counter,
         "commerce_journal_records_total",
         None,
         "Records written to the journal",
     ),
     (
+        Kind::Counter,
         "commerce_journal_written_bytes_total",
         Some(Unit::Bytes),
         "Bytes written to the journal",
     ),
-    ("commerce_journal_fsyncs_total", None, "Journal fsyncs"),
     (
+        Kind::Counter,
+        "commerce_journal_fsyncs_total",
+        None,
+        "Journal fsyncs",
+    ),
+    (
+        Kind::Histogram,
         "commerce_snapshot_duration_seconds",
         Some(Unit::Seconds),
         "Time to write one snapshot",
     ),
     (
+        Kind::Gauge,
         "commerce_snapshot_size_bytes",
         Some(Unit::Bytes),
         "Size of the newest snapshot",
     ),
     (
+        Kind::Gauge,
         "commerce_snapshot_age_seconds",
         Some(Unit::Seconds),
         "Time since the newest snapshot was written",
