@@ -76,6 +76,7 @@ pub fn engine_config(settings: &Settings) -> Result<EngineConfig, StartError> {
         archive: None,
         archive_after: settings.order.archive_after,
         metrics: std::sync::Arc::default(),
+        passivation: settings.passivation(),
     })
 }
 

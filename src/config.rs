@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::actors::data_platform::Sink;
+use crate::directory::Passivation;
 use crate::http::{BuyerAuth, ServerOptions};
 use crate::journal::{FsyncPolicy, JournalOptions};
 
@@ -29,13 +30,16 @@ pub struct Settings {
     pub metrics: MetricsSettings,
 }
 
-/// `actors.passivate_after` (docs/spec.md §3). Accepted and validated; not in effect yet:
-/// every actor keeps running, which behaves the same as one that stops and starts again.
+/// When entity actors stop (docs/spec.md §3; `src/directory/residence.rs`).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ActorSettings {
+    /// An actor with no message for this long stops; `"0s"`: after every message.
     #[serde(with = "humantime_serde")]
     pub passivate_after: Duration,
+    /// At most this many user, product and coupon actors run at once; above it the least
+    /// recently used stop, idle or not.
+    pub max_running: usize,
 }
 
 /// `metrics.enabled` (docs/spec.md §3): whether `GET /metrics` is served.
@@ -47,8 +51,10 @@ pub struct MetricsSettings {
 
 impl Default for ActorSettings {
     fn default() -> Self {
+        let defaults = Passivation::default();
         ActorSettings {
-            passivate_after: Duration::from_secs(120),
+            passivate_after: defaults.after,
+            max_running: defaults.max_running,
         }
     }
 }
@@ -321,8 +327,12 @@ impl Settings {
                 "order.expiry must be at most 100 years (deadlines must stay representable)",
             ),
             (
-                !self.actors.passivate_after.is_zero(),
-                "actors.passivate_after must be positive",
+                self.actors.passivate_after <= MAX_DURATION,
+                "actors.passivate_after must be at most 100 years",
+            ),
+            (
+                self.actors.max_running >= 1,
+                "actors.max_running must be at least 1",
             ),
             (
                 !self.order.archive_after.is_zero(),
@@ -370,6 +380,14 @@ impl Settings {
         }
         self.sink()?;
         BuyerAuth::from_settings(&self.auth).map(|_| ())
+    }
+
+    /// When entity actors stop.
+    pub fn passivation(&self) -> Passivation {
+        Passivation {
+            after: self.actors.passivate_after,
+            max_running: self.actors.max_running,
+        }
     }
 
     /// Where and how the journal (and the snapshots it writes) go.

@@ -1,30 +1,48 @@
-//! The directory: the one place that maps ids to actor refs (users, products, coupons) and
-//! orders to their buyer. Every lookup goes through here instead of ractor's global name
-//! registry, whose names would collide between engines in parallel tests, and so that turning
-//! on activation/passivation of idle actors later stays a change inside this file.
+//! The directory: the one place that knows where each user, product and coupon is — its actor
+//! when it runs, its state when it is passive (`residence.rs`) — and which user bought each
+//! order. Every message to an entity goes through here (`Directory::send`), never through
+//! ractor's global name registry, whose names would collide between engines in parallel
+//! tests. Activation and passivation live here and in the engine's `Activate` (how an actor is
+//! spawned); the use cases only name the entity they message.
 //!
-//! The maps hold routing only; business state lives in the actors. Products also carry their
-//! immutable catalog facts and the stock board their actor publishes, so listings need no
-//! message per product.
+//! Entries also hold what is published for reads that must not start an actor: a user's
+//! balance and pending-order count, a product's catalog facts and stock board.
+
+mod residence;
+
+pub use residence::{IDLE_EPOCHS, Key, Kind, Passivation, Resident, Route, Undelivered};
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
-use ractor::ActorRef;
+use ractor::{ActorId, ActorRef};
 
-use crate::actors::coupon::CouponMessage;
-use crate::actors::product::{ProductMessage, StockBoard};
-use crate::actors::user::UserMessage;
+use crate::actors::coupon::{CouponMessage, CouponState};
+use crate::actors::product::{ProductMessage, ProductState, StockBoard};
+use crate::actors::user::{PassiveUser, UserMessage, UserState};
 use crate::model::{
     CouponId, OptionId, OrderId, ProductId, ProductOptionView, ProductView, UserId, Won,
 };
+use residence::Residence;
 
-/// A product as the directory knows it: its actor, catalog facts and published stock.
+/// How the directory starts an entity's actor from its state: spawned, not awaited (it is
+/// called under the entry's lock). The engine implements it (`src/engine/mod.rs`).
+pub trait Activate: Send + Sync {
+    fn user(&self, state: UserState) -> Result<ActorRef<UserMessage>, String>;
+    fn product(
+        &self,
+        board: Arc<StockBoard>,
+        state: ProductState,
+    ) -> Result<ActorRef<ProductMessage>, String>;
+    fn coupon(&self, state: CouponState) -> Result<ActorRef<CouponMessage>, String>;
+}
+
+/// A product as the directory knows it: catalog facts, published stock, and where it is.
 pub struct ProductEntry {
-    pub actor: ActorRef<ProductMessage>,
     pub id: ProductId,
     pub name: Arc<str>,
     pub category: String,
@@ -33,9 +51,28 @@ pub struct ProductEntry {
     /// (id, name) of each option, in the order of the stock board.
     pub options: Vec<(OptionId, String)>,
     pub board: Arc<StockBoard>,
+    residence: RwLock<Residence<ProductMessage, ProductState>>,
 }
 
 impl ProductEntry {
+    /// A passive product.
+    pub fn new(state: ProductState) -> ProductEntry {
+        ProductEntry {
+            id: state.id,
+            name: state.name.clone(),
+            category: state.category.clone(),
+            price: state.price,
+            purchase_limit: state.purchase_limit,
+            options: state
+                .options
+                .iter()
+                .map(|option| (option.id, option.name.clone()))
+                .collect(),
+            board: Arc::new(StockBoard::new(&state)),
+            residence: RwLock::new(Residence::Passive(state)),
+        }
+    }
+
     pub fn view(&self) -> ProductView {
         let options = self
             .options
@@ -66,23 +103,29 @@ impl ProductEntry {
     }
 }
 
-/// A user as the directory knows it: its actor and the balance it publishes.
-#[derive(Clone)]
+/// A user as the directory knows it: the balance and pending-order count it publishes, and
+/// where it is. A passive user with no orders or coupons is this and its key, nothing more.
 pub struct UserEntry {
-    pub actor: ActorRef<UserMessage>,
-    /// Written only by the user's actor, after every change and before it replies.
-    pub balance: Arc<AtomicU64>,
+    /// Written only by the user's actor, after every change and before it replies; while the
+    /// user is passive, its balance.
+    balance: AtomicU64,
     /// The user's PENDING orders plus placements in flight: taken by the engine before it
     /// reserves stock (`take_pending_slot`), given back by the engine if the placement fails
     /// and by the user's actor when an order stops being PENDING.
-    pub pending_orders: Arc<AtomicU64>,
+    pending_orders: AtomicU64,
+    residence: Residence<UserMessage, PassiveUser>,
 }
 
-/// Gives back one pending-order slot (never below zero).
-pub fn release_slot(pending_orders: &AtomicU64) {
-    let _ = pending_orders.fetch_update(Ordering::AcqRel, Ordering::Acquire, |pending| {
-        pending.checked_sub(1)
-    });
+impl UserEntry {
+    /// A passive user.
+    pub fn new(state: UserState) -> UserEntry {
+        let (balance, pending, passive) = PassiveUser::from_state(state);
+        UserEntry {
+            balance: AtomicU64::new(balance),
+            pending_orders: AtomicU64::new(pending),
+            residence: Residence::Passive(passive),
+        }
+    }
 }
 
 type Fx = rustc_hash::FxBuildHasher;
@@ -90,29 +133,80 @@ type Fx = rustc_hash::FxBuildHasher;
 /// Users, coupons and order buyers are sharded concurrent maps (lookups on every request from
 /// every core; a single lock's reader count would bounce between cores). Products are a
 /// copy-on-write ordered map: looked up and listed constantly, added rarely.
-#[derive(Default)]
 pub struct Directory {
     users: DashMap<UserId, UserEntry, Fx>,
     products: ArcSwap<BTreeMap<ProductId, Arc<ProductEntry>>>,
-    coupons: DashMap<CouponId, ActorRef<CouponMessage>, Fx>,
+    coupons: DashMap<CouponId, Residence<CouponMessage, CouponState>, Fx>,
     order_buyers: DashMap<OrderId, UserId, Fx>,
+    activate: OnceLock<Box<dyn Activate>>,
+    passivation: Passivation,
+    /// How long a sender waits for a passivating actor to hand its state back.
+    call_timeout: Duration,
+    /// Every running entity actor, with the epoch of its last message (for the sweep).
+    running: Mutex<rustc_hash::FxHashMap<Key, Arc<AtomicU64>>>,
+    /// The sweep epoch: how many sweeps have run.
+    epoch: AtomicU64,
+    /// Notified whenever an actor hands its state back.
+    passivated: tokio::sync::Notify,
+    /// Notified when more than `max_running` actors run.
+    over_cap: Arc<tokio::sync::Notify>,
+    /// Set when the engine stops: no actor starts any more.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Directory {
-    /// How many entities have an actor: users, products and coupons.
-    pub fn actor_count(&self) -> usize {
+    pub fn new(passivation: Passivation, call_timeout: Duration) -> Directory {
+        Directory {
+            users: DashMap::default(),
+            products: ArcSwap::default(),
+            coupons: DashMap::default(),
+            order_buyers: DashMap::default(),
+            activate: OnceLock::new(),
+            passivation,
+            call_timeout,
+            running: Mutex::default(),
+            epoch: AtomicU64::new(0),
+            passivated: tokio::sync::Notify::new(),
+            over_cap: Arc::new(tokio::sync::Notify::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Tells the directory how to start actors; once, before any message is sent.
+    pub fn set_activate(&self, activate: Box<dyn Activate>) {
+        if self.activate.set(activate).is_err() {
+            tracing::error!("the directory's activation was set twice; the first one stays");
+        }
+    }
+
+    fn activator(&self) -> Result<&dyn Activate, String> {
+        self.activate
+            .get()
+            .map(|activate| activate.as_ref())
+            .ok_or_else(|| "the directory cannot start actors yet".to_string())
+    }
+
+    /// How many users, products and coupons there are.
+    pub fn entity_count(&self) -> usize {
         self.users.len() + self.products.load().len() + self.coupons.len()
     }
 
-    pub fn user(&self, id: UserId) -> Option<ActorRef<UserMessage>> {
-        self.users.get(&id).map(|entry| entry.actor.clone())
+    pub fn has_user(&self, id: UserId) -> bool {
+        self.users.contains_key(&id)
     }
 
-    /// The balance the user's actor last published.
+    /// The user's balance as its actor last published it: no message, no activation.
     pub fn balance(&self, id: UserId) -> Option<u64> {
         self.users
             .get(&id)
             .map(|entry| entry.balance.load(Ordering::Acquire))
+    }
+
+    /// Publishes the balance of user `id` (its actor, after every change).
+    pub fn publish_balance(&self, id: UserId, balance: Won) {
+        if let Some(entry) = self.users.get(&id) {
+            entry.balance.store(balance, Ordering::Release);
+        }
     }
 
     /// Takes one of the user's `limit` pending-order slots, atomically: concurrent placements
@@ -129,14 +223,20 @@ impl Directory {
         Some(taken.is_ok())
     }
 
-    /// Gives back a slot taken by a placement that failed.
+    /// Gives back one pending-order slot (never below zero): a placement failed, or an order
+    /// stopped being PENDING.
     pub fn release_pending_slot(&self, id: UserId) {
         if let Some(entry) = self.users.get(&id) {
-            release_slot(&entry.pending_orders);
+            let _ =
+                entry
+                    .pending_orders
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |pending| {
+                        pending.checked_sub(1)
+                    });
         }
     }
 
-    /// Registers a user; false if the id is taken.
+    /// Registers a passive user; false if the id is taken.
     pub fn insert_user(&self, id: UserId, entry: UserEntry) -> bool {
         match self.users.entry(id) {
             dashmap::Entry::Occupied(_) => false,
@@ -147,26 +247,37 @@ impl Directory {
         }
     }
 
-    /// Every user, by id.
-    pub fn users(&self) -> Vec<(UserId, ActorRef<UserMessage>)> {
-        let mut users: Vec<_> = self
-            .users
-            .iter()
-            .map(|entry| (*entry.key(), entry.actor.clone()))
-            .collect();
-        users.sort_unstable_by_key(|(id, _)| *id);
+    /// Every user id, ascending.
+    pub fn user_ids(&self) -> Vec<UserId> {
+        let mut users: Vec<_> = self.users.iter().map(|entry| *entry.key()).collect();
+        users.sort_unstable();
         users
+    }
+
+    /// Takes back the state of user `state.id`'s actor `actor`, which just stopped.
+    pub fn user_stopped(&self, actor: ActorId, state: UserState) {
+        let id = state.id;
+        let Some(mut entry) = self.users.get_mut(&id) else {
+            return;
+        };
+        let (balance, _, passive) = PassiveUser::from_state(state);
+        entry.balance.store(balance, Ordering::Release);
+        entry.residence.passivated(actor, passive);
+        self.stopped((Kind::User, id));
     }
 
     pub fn product(&self, id: ProductId) -> Option<Arc<ProductEntry>> {
         self.products.load().get(&id).cloned()
     }
 
-    pub fn insert_product(&self, entry: ProductEntry) {
-        let entry = Arc::new(entry);
+    /// Registers passive products (one copy of the map for all of them).
+    pub fn insert_products(&self, entries: Vec<ProductEntry>) {
+        let entries: Vec<_> = entries.into_iter().map(Arc::new).collect();
         self.products.rcu(|products| {
             let mut products = BTreeMap::clone(products);
-            products.insert(entry.id, entry.clone());
+            for entry in &entries {
+                products.insert(entry.id, entry.clone());
+            }
             products
         });
     }
@@ -176,22 +287,61 @@ impl Directory {
         self.products.load().values().cloned().collect()
     }
 
-    pub fn coupon(&self, id: CouponId) -> Option<ActorRef<CouponMessage>> {
-        self.coupons.get(&id).map(|coupon| coupon.clone())
+    /// Takes back the state of product `state.id`'s actor `actor`, which just stopped.
+    pub fn product_stopped(&self, actor: ActorId, state: ProductState) {
+        let id = state.id;
+        let Some(product) = self.product(id) else {
+            return;
+        };
+        let mut residence = product.residence.write().expect("not poisoned");
+        residence.passivated(actor, state);
+        self.stopped((Kind::Product, id));
     }
 
-    pub fn insert_coupon(&self, id: CouponId, actor: ActorRef<CouponMessage>) {
-        self.coupons.insert(id, actor);
+    pub fn has_coupon(&self, id: CouponId) -> bool {
+        self.coupons.contains_key(&id)
     }
 
-    pub fn coupons(&self) -> Vec<ActorRef<CouponMessage>> {
-        let mut coupons: Vec<_> = self
-            .coupons
-            .iter()
-            .map(|entry| (*entry.key(), entry.value().clone()))
-            .collect();
-        coupons.sort_unstable_by_key(|(id, _)| *id);
-        coupons.into_iter().map(|(_, actor)| actor).collect()
+    /// Registers a passive coupon.
+    pub fn insert_coupon(&self, state: CouponState) {
+        self.coupons.insert(state.id, Residence::Passive(state));
+    }
+
+    /// Every coupon id, ascending.
+    pub fn coupon_ids(&self) -> Vec<CouponId> {
+        let mut coupons: Vec<_> = self.coupons.iter().map(|entry| *entry.key()).collect();
+        coupons.sort_unstable();
+        coupons
+    }
+
+    /// Takes back the state of coupon `state.id`'s actor `actor`, which just stopped.
+    pub fn coupon_stopped(&self, actor: ActorId, state: CouponState) {
+        let id = state.id;
+        let Some(mut residence) = self.coupons.get_mut(&id) else {
+            return;
+        };
+        residence.passivated(actor, state);
+        self.stopped((Kind::Coupon, id));
+    }
+
+    /// Stops every running entity actor at once (the engine is stopping): messages still in
+    /// their mailboxes are dropped, and later sends answer `Undelivered::Stopped`.
+    pub fn stop_all(&self) {
+        self.closed.store(true, Ordering::Release);
+        for (kind, id) in self.running() {
+            match kind {
+                Kind::User => stop(
+                    self.users
+                        .get(&id)
+                        .and_then(|e| e.residence.actor().cloned()),
+                ),
+                Kind::Product => stop(self.product(id).and_then(|p| {
+                    let residence = p.residence.read().expect("not poisoned");
+                    residence.actor().cloned()
+                })),
+                Kind::Coupon => stop(self.coupons.get(&id).and_then(|r| r.actor().cloned())),
+            }
+        }
     }
 
     pub fn buyer_of(&self, order_id: OrderId) -> Option<UserId> {
@@ -205,5 +355,101 @@ impl Directory {
     /// Forgets an archived order: its reads go to the archive.
     pub fn remove_order(&self, order_id: OrderId) {
         self.order_buyers.remove(&order_id);
+    }
+}
+
+fn stop<M: ractor::Message>(actor: Option<ActorRef<M>>) {
+    if let Some(actor) = actor {
+        actor.stop(None);
+    }
+}
+
+impl Resident for UserMessage {
+    type State = UserState;
+    const KIND: Kind = Kind::User;
+
+    fn route(directory: &Directory, id: u64, activate: bool) -> Option<Route<Self, UserState>> {
+        {
+            let entry = directory.users.get(&id)?;
+            let balance = entry.balance.load(Ordering::Acquire);
+            let route = entry
+                .residence
+                .route(directory.epoch(), activate, |passive| {
+                    passive.to_state(id, balance)
+                });
+            if route.is_some() {
+                return route;
+            }
+        }
+        let mut entry = directory.users.get_mut(&id)?;
+        let balance = entry.balance.load(Ordering::Acquire);
+        Some(
+            entry
+                .residence
+                .activate(directory, (Kind::User, id), |passive| {
+                    directory.activator()?.user(passive.into_state(id, balance))
+                }),
+        )
+    }
+
+    fn passivate(directory: &Directory, id: u64, idle_before: Option<u64>) -> bool {
+        let Some(mut entry) = directory.users.get_mut(&id) else {
+            return false;
+        };
+        entry.residence.passivate(idle_before)
+    }
+}
+
+impl Resident for ProductMessage {
+    type State = ProductState;
+    const KIND: Kind = Kind::Product;
+
+    fn route(directory: &Directory, id: u64, activate: bool) -> Option<Route<Self, ProductState>> {
+        let product = directory.product(id)?;
+        {
+            let residence = product.residence.read().expect("not poisoned");
+            let route = residence.route(directory.epoch(), activate, ProductState::clone);
+            if route.is_some() {
+                return route;
+            }
+        }
+        let mut residence = product.residence.write().expect("not poisoned");
+        Some(residence.activate(directory, (Kind::Product, id), |state| {
+            directory.activator()?.product(product.board.clone(), state)
+        }))
+    }
+
+    fn passivate(directory: &Directory, id: u64, idle_before: Option<u64>) -> bool {
+        let Some(product) = directory.product(id) else {
+            return false;
+        };
+        let mut residence = product.residence.write().expect("not poisoned");
+        residence.passivate(idle_before)
+    }
+}
+
+impl Resident for CouponMessage {
+    type State = CouponState;
+    const KIND: Kind = Kind::Coupon;
+
+    fn route(directory: &Directory, id: u64, activate: bool) -> Option<Route<Self, CouponState>> {
+        {
+            let residence = directory.coupons.get(&id)?;
+            let route = residence.route(directory.epoch(), activate, CouponState::clone);
+            if route.is_some() {
+                return route;
+            }
+        }
+        let mut residence = directory.coupons.get_mut(&id)?;
+        Some(residence.activate(directory, (Kind::Coupon, id), |state| {
+            directory.activator()?.coupon(state)
+        }))
+    }
+
+    fn passivate(directory: &Directory, id: u64, idle_before: Option<u64>) -> bool {
+        let Some(mut residence) = directory.coupons.get_mut(&id) else {
+            return false;
+        };
+        residence.passivate(idle_before)
     }
 }

@@ -10,9 +10,46 @@ use commerce_engine::EngineError;
 use commerce_engine::actors::coupon::IssueError;
 use commerce_engine::actors::product::StockError;
 use commerce_engine::actors::user::PaymentError;
+use commerce_engine::directory::Passivation;
 use commerce_engine::engine::{NewProduct, NewProductOption, OrderLine};
 use commerce_engine::model::OrderStatus;
-use helpers::{assert_audit_ok, catalog, engine, engine_with_expiry, race};
+use helpers::{assert_audit_ok, catalog, engine_with, engine_with_expiry_and, race};
+
+/// Every race runs twice: with actors that keep running, and with actors that stop after every
+/// message (at most 16 running), where each message may meet its actor starting or stopping.
+macro_rules! races {
+    ($($race:ident),* $(,)?) => {
+        mod actors_keep_running {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $race() {
+                    super::$race(super::Passivation::default()).await
+                }
+            )*
+        }
+        mod actors_stop_after_every_message {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $race() {
+                    super::$race(super::helpers::EVERY_MESSAGE).await
+                }
+            )*
+        }
+    };
+}
+
+races!(
+    five_hundred_users_race_for_thirty_coupons,
+    one_user_asking_thirty_times_at_once_gets_one,
+    a_hundred_buyers_for_fifty_units,
+    multi_product_orders_racing_never_oversell,
+    two_hundred_concurrent_charges_on_one_user_lose_nothing,
+    one_order_paid_ten_times_at_once_is_paid_once,
+    one_coupon_on_two_orders_at_once_is_used_once,
+    fifty_concurrent_orders_of_one_user_get_exactly_five_pending,
+    concurrent_orders_of_one_user_never_pass_a_purchase_limit,
+    payment_racing_expiry_over_many_orders,
+);
 
 fn line(product_id: u64, option_id: u64, quantity: u64) -> Vec<OrderLine> {
     vec![OrderLine {
@@ -22,9 +59,8 @@ fn line(product_id: u64, option_id: u64, quantity: u64) -> Vec<OrderLine> {
     }]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn five_hundred_users_race_for_thirty_coupons() {
-    let engine = engine(catalog(500, 0, 10, 30)).await;
+async fn five_hundred_users_race_for_thirty_coupons(passivation: Passivation) {
+    let engine = engine_with(passivation, catalog(500, 0, 10, 30)).await;
     let outcomes = race((1..=500).map(|user_id| {
         let engine = engine.clone();
         async move { engine.issue_coupon(1, user_id).await }
@@ -45,9 +81,8 @@ async fn five_hundred_users_race_for_thirty_coupons() {
     assert_audit_ok(&engine).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_user_asking_thirty_times_at_once_gets_one() {
-    let engine = engine(catalog(5, 0, 10, 30)).await;
+async fn one_user_asking_thirty_times_at_once_gets_one(passivation: Passivation) {
+    let engine = engine_with(passivation, catalog(5, 0, 10, 30)).await;
     let outcomes = race((0..30).map(|_| {
         let engine = engine.clone();
         async move { engine.issue_coupon(1, 4).await }
@@ -64,9 +99,8 @@ async fn one_user_asking_thirty_times_at_once_gets_one() {
     assert_audit_ok(&engine).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_hundred_buyers_for_fifty_units() {
-    let engine = engine(catalog(100, 1_000_000, 50, 1)).await;
+async fn a_hundred_buyers_for_fifty_units(passivation: Passivation) {
+    let engine = engine_with(passivation, catalog(100, 1_000_000, 50, 1)).await;
     let outcomes = race((1..=100).map(|user_id| {
         let engine = engine.clone();
         async move { engine.place_order(user_id, line(1, 11, 1)).await }
@@ -82,10 +116,9 @@ async fn a_hundred_buyers_for_fifty_units() {
     assert_audit_ok(&engine).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn multi_product_orders_racing_never_oversell() {
+async fn multi_product_orders_racing_never_oversell(passivation: Passivation) {
     // Each order takes one red keyboard and one mug; mugs (100) outnumber keyboards (20).
-    let engine = engine(catalog(100, 1_000_000, 20, 1)).await;
+    let engine = engine_with(passivation, catalog(100, 1_000_000, 20, 1)).await;
     let outcomes = race((1..=100).map(|user_id| {
         let engine = engine.clone();
         let lines = vec![
@@ -115,9 +148,8 @@ async fn multi_product_orders_racing_never_oversell() {
     assert_audit_ok(&engine).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_hundred_concurrent_charges_on_one_user_lose_nothing() {
-    let engine = engine(catalog(3, 1_000, 10, 1)).await;
+async fn two_hundred_concurrent_charges_on_one_user_lose_nothing(passivation: Passivation) {
+    let engine = engine_with(passivation, catalog(3, 1_000, 10, 1)).await;
     let outcomes = race((1..=200).map(|amount| {
         let engine = engine.clone();
         async move { engine.charge(2, amount).await }
@@ -129,9 +161,8 @@ async fn two_hundred_concurrent_charges_on_one_user_lose_nothing() {
     assert_audit_ok(&engine).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_order_paid_ten_times_at_once_is_paid_once() {
-    let engine = engine(catalog(3, 100_000, 10, 1)).await;
+async fn one_order_paid_ten_times_at_once_is_paid_once(passivation: Passivation) {
+    let engine = engine_with(passivation, catalog(3, 100_000, 10, 1)).await;
     let order = engine.place_order(1, line(1, 11, 1)).await.unwrap();
     let outcomes = race((0..10).map(|_| {
         let engine = engine.clone();
@@ -148,9 +179,8 @@ async fn one_order_paid_ten_times_at_once_is_paid_once() {
     assert_audit_ok(&engine).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_coupon_on_two_orders_at_once_is_used_once() {
-    let engine = engine(catalog(3, 1_000_000, 10, 5)).await;
+async fn one_coupon_on_two_orders_at_once_is_used_once(passivation: Passivation) {
+    let engine = engine_with(passivation, catalog(3, 1_000_000, 10, 5)).await;
     engine.issue_coupon(1, 1).await.unwrap();
     for round in 0..20 {
         let first = engine
@@ -186,9 +216,8 @@ async fn one_coupon_on_two_orders_at_once_is_used_once() {
     assert_audit_ok(&engine).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_concurrent_orders_of_one_user_get_exactly_five_pending() {
-    let engine = engine(catalog(2, 1_000_000, 500, 5)).await;
+async fn fifty_concurrent_orders_of_one_user_get_exactly_five_pending(passivation: Passivation) {
+    let engine = engine_with(passivation, catalog(2, 1_000_000, 500, 5)).await;
     let outcomes = race((0..50).map(|_| {
         let engine = engine.clone();
         async move { engine.place_order(1, line(2, 21, 1)).await }
@@ -232,9 +261,8 @@ async fn fifty_concurrent_orders_of_one_user_get_exactly_five_pending() {
     assert_audit_ok(&engine).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_orders_of_one_user_never_pass_a_purchase_limit() {
-    let engine = engine(catalog(2, 1_000_000, 500, 5)).await;
+async fn concurrent_orders_of_one_user_never_pass_a_purchase_limit(passivation: Passivation) {
+    let engine = engine_with(passivation, catalog(2, 1_000_000, 500, 5)).await;
     let limited = NewProduct {
         name: "Limited".into(),
         category: "home".into(),
@@ -305,13 +333,16 @@ async fn concurrent_orders_of_one_user_never_pass_a_purchase_limit() {
     assert_audit_ok(&engine).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn payment_racing_expiry_over_many_orders() {
+async fn payment_racing_expiry_over_many_orders(passivation: Passivation) {
     // A 30 ms expiry and payments spread over 0-59 ms: payments and timers genuinely collide.
     // Which one wins varies from run to run; the assertions hold for every interleaving: each
     // order ends paid xor expired, and money and stock agree with the outcome.
-    let engine =
-        engine_with_expiry(catalog(200, 100_000, 1_000, 1), Duration::from_millis(30)).await;
+    let engine = engine_with_expiry_and(
+        catalog(200, 100_000, 1_000, 1),
+        Duration::from_millis(30),
+        passivation,
+    )
+    .await;
     let outcomes = race((1..=200).map(|user_id| {
         let engine = engine.clone();
         async move {

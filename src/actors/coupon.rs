@@ -10,9 +10,12 @@ use std::collections::BTreeSet;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use thiserror::Error;
 
+use std::sync::Arc;
+
 use crate::actors::Recorder;
 use crate::actors::user::UserMessage;
 use crate::clock::Timestamp;
+use crate::directory::Directory;
 use crate::error::Code;
 use crate::journal::Record;
 use crate::model::{CouponId, CouponStatus, CouponView, Discount, UserCoupon, UserId};
@@ -115,11 +118,10 @@ impl CouponState {
 
 /// The coupon actor's whole API.
 pub enum CouponMessage {
-    /// Issues one unit to the user and casts it to `user` before replying. Fails with
-    /// `AlreadyIssued`, `Expired` or `SoldOut`.
+    /// Issues one unit to the user and delivers it to the user's actor before replying. Fails
+    /// with `AlreadyIssued`, `Expired` or `SoldOut`.
     Issue {
         user_id: UserId,
-        user: ActorRef<UserMessage>,
         now: Timestamp,
         reply: RpcReplyPort<Result<UserCoupon, IssueError>>,
     },
@@ -131,6 +133,9 @@ pub enum CouponMessage {
 
 pub struct CouponActor {
     pub recorder: Recorder,
+    /// How issued coupons reach their users, and where the state goes back when the actor
+    /// stops (the coupon is passive again).
+    pub directory: Arc<Directory>,
 }
 
 impl Actor for CouponActor {
@@ -146,6 +151,21 @@ impl Actor for CouponActor {
         Ok(state)
     }
 
+    /// Hands the state back to the directory: the coupon is passive again.
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let passive = CouponState {
+            name: std::mem::take(&mut state.name),
+            holders: std::mem::take(&mut state.holders),
+            ..*state
+        };
+        self.directory.coupon_stopped(myself.get_id(), passive);
+        Ok(())
+    }
+
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
@@ -155,7 +175,6 @@ impl Actor for CouponActor {
         match message {
             CouponMessage::Issue {
                 user_id,
-                user,
                 now,
                 reply,
             } => {
@@ -166,8 +185,12 @@ impl Actor for CouponActor {
                         user_id,
                         issued_at: now.0,
                     });
-                    // A user actor only stops when the engine does, so this cannot be lost.
-                    let _ = user.cast(UserMessage::ReceiveCoupon(coupon.clone()));
+                    // Delivered (the user started if passive) before the reply; refused only
+                    // while the engine stops, and the journal has the issue either way.
+                    let received = UserMessage::ReceiveCoupon(coupon.clone());
+                    if let Err(error) = self.directory.send(user_id, received).await {
+                        tracing::error!(user_id, ?error, "an issued coupon did not reach its user");
+                    }
                 }
                 let _ = reply.send(result);
             }
@@ -178,6 +201,7 @@ impl Actor for CouponActor {
                 let _ = reply.send(state.clone());
             }
         }
+        self.directory.handled::<CouponMessage>(state.id);
         Ok(())
     }
 }

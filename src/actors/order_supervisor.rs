@@ -99,23 +99,17 @@ impl OrderSupervisor {
             // Through the gate like any command, so the admin audit never sees half an expiry.
             let _admitted = links.gate.enter().await;
             for (order_id, user_id) in due {
-                let Some(user) = links.directory.user(user_id) else {
-                    tracing::error!(order_id, user_id, "deadline names an unknown user");
-                    continue;
-                };
                 let now = links.clock.now();
-                let expired = user
-                    .call(
-                        |reply| UserMessage::Expire {
-                            order_id,
-                            now,
-                            reply,
-                        },
-                        Some(links.call_timeout),
-                    )
+                let expired = links
+                    .directory
+                    .ask(user_id, |reply| UserMessage::Expire {
+                        order_id,
+                        now,
+                        reply,
+                    })
                     .await;
                 if let Err(error) = expired {
-                    tracing::error!(order_id, user_id, %error, "could not deliver an expiry");
+                    tracing::error!(order_id, user_id, ?error, "could not deliver an expiry");
                 }
             }
         });

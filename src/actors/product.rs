@@ -18,6 +18,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use thiserror::Error;
 
 use crate::actors::Recorder;
+use crate::directory::Directory;
 use crate::error::Code;
 use crate::journal::Record;
 use crate::model::{MAX_EXACT_INTEGER, OptionId, OrderId, ProductId, UserId, Won};
@@ -304,6 +305,8 @@ pub enum ProductMessage {
 pub struct ProductActor {
     pub board: Arc<StockBoard>,
     pub recorder: Recorder,
+    /// Where the state goes back when the actor stops (the product is passive again).
+    pub directory: Arc<Directory>,
 }
 
 impl Actor for ProductActor {
@@ -317,6 +320,24 @@ impl Actor for ProductActor {
         state: ProductState,
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(state)
+    }
+
+    /// Hands the state back to the directory: the product is passive again.
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let passive = ProductState {
+            name: state.name.clone(),
+            category: std::mem::take(&mut state.category),
+            options: std::mem::take(&mut state.options),
+            reservations: std::mem::take(&mut state.reservations),
+            bought: std::mem::take(&mut state.bought),
+            ..*state
+        };
+        self.directory.product_stopped(myself.get_id(), passive);
+        Ok(())
     }
 
     async fn handle(
@@ -389,6 +410,7 @@ impl Actor for ProductActor {
                 let _ = reply.send(state.clone());
             }
         }
+        self.directory.handled::<ProductMessage>(state.id);
         Ok(())
     }
 }
@@ -564,6 +586,10 @@ mod tests {
         let actor = ProductActor {
             board: board.clone(),
             recorder: Recorder::default(),
+            directory: Arc::new(Directory::new(
+                Default::default(),
+                std::time::Duration::from_secs(5),
+            )),
         };
         let (product, handle) = Actor::spawn(None, actor, state).await.unwrap();
         let reply = ractor::call!(product, |reply| ProductMessage::Reserve {

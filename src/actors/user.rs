@@ -20,7 +20,6 @@ use crate::actors::data_platform::DataPlatformMessage;
 use crate::actors::product::ProductMessage;
 use crate::actors::sales::SalesMessage;
 use crate::clock::Timestamp;
-use crate::directory::release_slot;
 use crate::error::Code;
 use crate::journal::Record;
 use crate::model::{
@@ -331,6 +330,69 @@ impl UserState {
     }
 }
 
+/// A user whose actor is not running, as the directory keeps it: its id is the directory's
+/// key and its balance the published one, so with no orders or coupons this is 32 bytes.
+#[derive(Clone, Debug)]
+pub struct PassiveUser {
+    initial_balance: Won,
+    charged: Won,
+    paid: Won,
+    holdings: Option<Box<Holdings>>,
+}
+
+/// A passive user's coupons and orders, when it has any.
+#[derive(Clone, Debug)]
+struct Holdings {
+    coupons: BTreeMap<CouponId, UserCoupon>,
+    orders: BTreeMap<OrderId, Order>,
+}
+
+impl PassiveUser {
+    /// Splits a user's state into its balance, its PENDING order count and the rest.
+    pub fn from_state(state: UserState) -> (Won, u64, PassiveUser) {
+        let pending = state
+            .orders
+            .values()
+            .filter(|order| order.status == OrderStatus::Pending)
+            .count() as u64;
+        let holdings = (!state.coupons.is_empty() || !state.orders.is_empty()).then(|| {
+            Box::new(Holdings {
+                coupons: state.coupons,
+                orders: state.orders,
+            })
+        });
+        let passive = PassiveUser {
+            initial_balance: state.initial_balance,
+            charged: state.charged,
+            paid: state.paid,
+            holdings,
+        };
+        (state.balance, pending, passive)
+    }
+
+    /// The whole state again, for user `id` with `balance`.
+    pub fn into_state(self, id: UserId, balance: Won) -> UserState {
+        let (coupons, orders) = match self.holdings {
+            Some(holdings) => (holdings.coupons, holdings.orders),
+            None => (BTreeMap::new(), BTreeMap::new()),
+        };
+        UserState {
+            id,
+            balance,
+            initial_balance: self.initial_balance,
+            charged: self.charged,
+            paid: self.paid,
+            coupons,
+            orders,
+        }
+    }
+
+    /// A copy of the whole state, for user `id` with `balance`.
+    pub fn to_state(&self, id: UserId, balance: Won) -> UserState {
+        self.clone().into_state(id, balance)
+    }
+}
+
 /// The user actor's whole API.
 pub enum UserMessage {
     /// Adds points; replies with the balance after. Fails with `BalanceLimitExceeded`.
@@ -396,39 +458,50 @@ pub enum UserMessage {
 
 pub struct UserActor {
     pub links: Arc<Links>,
-    /// The balance as the directory shows it (`GET points` reads it without a message).
-    /// Written here only, after every change and before the reply.
-    pub published_balance: Arc<std::sync::atomic::AtomicU64>,
-    /// The user's pending-order slots (see `UserEntry::pending_orders`): one is given back
-    /// here whenever an order stops being PENDING.
-    pub pending_orders: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl UserActor {
+    /// Publishes the balance (`GET points` reads it without a message), after every change
+    /// and before the reply.
     fn publish_balance(&self, state: &UserState) {
-        self.published_balance
-            .store(state.balance, std::sync::atomic::Ordering::Release);
+        self.links
+            .directory
+            .publish_balance(state.id, state.balance);
     }
 
-    fn release_stock(&self, order: &Order) {
+    /// An order stopped being PENDING: one of the user's pending-order slots is free again.
+    fn release_slot(&self, user_id: UserId) {
+        self.links.directory.release_pending_slot(user_id);
+    }
+
+    /// Casts `message` to each product the order holds stock of.
+    async fn tell_products(&self, order: &Order, message: impl Fn() -> ProductMessage) {
         for product_id in products_of(order) {
-            if let Some(product) = self.links.directory.product(product_id) {
-                let _ = product.actor.cast(ProductMessage::Release {
-                    order_id: order.order_id,
-                    reply: None,
-                });
+            let sent = self.links.directory.send(product_id, message()).await;
+            if let Err(error) = sent {
+                tracing::error!(
+                    order_id = order.order_id,
+                    product_id,
+                    ?error,
+                    "could not reach a product"
+                );
             }
         }
     }
 
-    fn settle_payment(&self, order: &Order) {
-        for product_id in products_of(order) {
-            if let Some(product) = self.links.directory.product(product_id) {
-                let _ = product.actor.cast(ProductMessage::Commit {
-                    order_id: order.order_id,
-                });
-            }
-        }
+    async fn release_stock(&self, order: &Order) {
+        let order_id = order.order_id;
+        self.tell_products(order, || ProductMessage::Release {
+            order_id,
+            reply: None,
+        })
+        .await;
+    }
+
+    async fn settle_payment(&self, order: &Order) {
+        let order_id = order.order_id;
+        self.tell_products(order, || ProductMessage::Commit { order_id })
+            .await;
         let Some(record) = OrderPaid::of(order) else {
             return;
         };
@@ -446,22 +519,42 @@ impl UserActor {
             .cast(DataPlatformMessage::Deliver(record));
     }
 
-    fn expire_if_due(&self, state: &mut UserState, order_id: OrderId, now: Timestamp) -> bool {
-        match state.expire_if_due(order_id, now) {
-            Some(order) => {
-                self.links.recorder.record(|| Record::OrderExpired {
-                    user_id: order.user_id,
-                    order_id,
-                    at: now.0,
-                });
-                release_slot(&self.pending_orders);
-                self.release_stock(order);
-                self.links.order_ended(order.user_id, order_id);
-                self.links.metrics.orders_expired.increment(1);
-                true
-            }
-            None => false,
+    async fn expire_if_due(
+        &self,
+        state: &mut UserState,
+        order_id: OrderId,
+        now: Timestamp,
+    ) -> bool {
+        let Some(order) = state.expire_if_due(order_id, now) else {
+            return false;
+        };
+        self.links.recorder.record(|| Record::OrderExpired {
+            user_id: order.user_id,
+            order_id,
+            at: now.0,
+        });
+        self.release_slot(order.user_id);
+        self.release_stock(order).await;
+        self.links.order_ended(order.user_id, order_id);
+        self.links.metrics.orders_expired.increment(1);
+        true
+    }
+
+    /// Drops ended orders the archive now holds, and records it.
+    fn archived(&self, state: &mut UserState, order_ids: Vec<OrderId>) -> Result<(), String> {
+        let removed = state.archive(&order_ids)?;
+        for order_id in &order_ids {
+            self.links.directory.remove_order(*order_id);
         }
+        let user_id = state.id;
+        self.links
+            .recorder
+            .record(|| Record::OrdersArchived { user_id, order_ids });
+        self.links
+            .archived_orders
+            .fetch_add(removed, std::sync::atomic::Ordering::SeqCst);
+        self.links.metrics.orders_archived.increment(removed);
+        Ok(())
     }
 }
 
@@ -481,6 +574,17 @@ impl Actor for UserActor {
         state: UserState,
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(state)
+    }
+
+    /// Hands the state back to the directory: the user is passive again.
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let state = std::mem::replace(state, UserState::new(state.id, 0));
+        self.links.directory.user_stopped(myself.get_id(), state);
+        Ok(())
     }
 
     async fn handle(
@@ -529,7 +633,7 @@ impl Actor for UserActor {
                 now,
                 reply,
             } => {
-                self.expire_if_due(state, order_id, now);
+                self.expire_if_due(state, order_id, now).await;
                 let result = state.pay(order_id, coupon_id, now);
                 if let Ok(payment) = &result {
                     self.links.recorder.record(|| Record::OrderPaid {
@@ -540,8 +644,8 @@ impl Actor for UserActor {
                         paid_amount: payment.paid_amount,
                         paid_at: payment.paid_at.0,
                     });
-                    release_slot(&self.pending_orders);
-                    self.settle_payment(&state.orders[&order_id]);
+                    self.release_slot(state.id);
+                    self.settle_payment(&state.orders[&order_id]).await;
                     self.publish_balance(state);
                     self.links.order_ended(state.id, order_id);
                     self.links.metrics.orders_paid.increment(1);
@@ -553,15 +657,15 @@ impl Actor for UserActor {
                 now,
                 reply,
             } => {
-                self.expire_if_due(state, order_id, now);
+                self.expire_if_due(state, order_id, now).await;
                 let result = state.cancel(order_id).cloned();
                 if let Ok(order) = &result {
                     self.links.recorder.record(|| Record::OrderCancelled {
                         user_id: order.user_id,
                         order_id,
                     });
-                    release_slot(&self.pending_orders);
-                    self.release_stock(order);
+                    self.release_slot(order.user_id);
+                    self.release_stock(order).await;
                     self.links.order_ended(order.user_id, order_id);
                     self.links.metrics.orders_cancelled.increment(1);
                 }
@@ -572,7 +676,7 @@ impl Actor for UserActor {
                 now,
                 reply,
             } => {
-                let _ = reply.send(self.expire_if_due(state, order_id, now));
+                let _ = reply.send(self.expire_if_due(state, order_id, now).await);
             }
             UserMessage::Read(reply) => {
                 let _ = reply.send(state.clone());
@@ -596,24 +700,12 @@ impl Actor for UserActor {
                             .is_some_and(|o| o.status != OrderStatus::Pending)
                     })
                     .collect();
-                if archivable.is_empty() {
-                    return Ok(());
+                if !archivable.is_empty() {
+                    self.archived(state, archivable)?;
                 }
-                let removed = state.archive(&archivable)?;
-                let user_id = state.id;
-                for order_id in &archivable {
-                    self.links.directory.remove_order(*order_id);
-                }
-                self.links.recorder.record(|| Record::OrdersArchived {
-                    user_id,
-                    order_ids: archivable,
-                });
-                self.links
-                    .archived_orders
-                    .fetch_add(removed, std::sync::atomic::Ordering::SeqCst);
-                self.links.metrics.orders_archived.increment(removed);
             }
         }
+        self.links.directory.handled::<UserMessage>(state.id);
         Ok(())
     }
 }

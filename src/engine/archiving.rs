@@ -22,7 +22,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::rpc::CallResult;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
@@ -30,7 +29,7 @@ use super::Engine;
 use crate::actors::Ended;
 use crate::actors::user::UserMessage;
 use crate::archive::Archive;
-use crate::directory::Directory;
+use crate::directory::{Directory, Undelivered};
 use crate::error::EngineError;
 use crate::journal::Record;
 use crate::model::{Order, OrderId, OrderStatus, UserId};
@@ -67,7 +66,6 @@ pub(super) async fn archivist(
     directory: Arc<Directory>,
     archive: Archive,
     after: Duration,
-    call_timeout: Duration,
     mut reports: UnboundedReceiver<Ended>,
     stop: Arc<tokio::sync::Notify>,
 ) {
@@ -91,7 +89,7 @@ pub(super) async fn archivist(
                     .take_while(|ended| ended.at + after <= now)
                     .count();
                 let batch: Vec<Ended> = queue.drain(..count).collect();
-                match move_batch(&directory, &archive, call_timeout, &batch).await {
+                match move_batch(&directory, &archive, &batch).await {
                     Ok(()) => retry_at = None,
                     Err(error) => {
                         tracing::warn!(%error, orders = batch.len(), "archiving failed; retrying");
@@ -109,7 +107,6 @@ pub(super) async fn archivist(
 async fn move_batch(
     directory: &Directory,
     archive: &Archive,
-    call_timeout: Duration,
     batch: &[Ended],
 ) -> Result<(), String> {
     let mut by_user: BTreeMap<UserId, Vec<OrderId>> = BTreeMap::new();
@@ -122,20 +119,15 @@ async fn move_batch(
     let mut orders = Vec::with_capacity(batch.len());
     let mut moving = Vec::with_capacity(by_user.len());
     for (user_id, order_ids) in by_user {
-        let Some(user) = directory.user(user_id) else {
-            continue;
-        };
-        let ended = user
-            .call(
-                |reply| UserMessage::Ended { order_ids, reply },
-                Some(call_timeout),
-            )
+        let ended = directory
+            .ask(user_id, |reply| UserMessage::Ended { order_ids, reply })
             .await;
         let ended: Vec<Order> = match ended {
-            Ok(CallResult::Success(ended)) => ended,
-            _ => return Err(format!("user {user_id} did not answer")),
+            Ok(ended) => ended,
+            Err(Undelivered::Unknown) => continue,
+            Err(_) => return Err(format!("user {user_id} did not answer")),
         };
-        moving.push((user.clone(), ended.iter().map(|o| o.order_id).collect()));
+        moving.push((user_id, ended.iter().map(|o| o.order_id).collect()));
         orders.extend(ended);
     }
     if orders.is_empty() {
@@ -145,8 +137,16 @@ async fn move_batch(
     tokio::task::spawn_blocking(move || store.store(&orders))
         .await
         .map_err(|error| format!("the archive writer failed: {error}"))??;
-    for (actor, order_ids) in moving {
-        let _ = actor.cast(UserMessage::Archived { order_ids });
+    for (user_id, order_ids) in moving {
+        let archived = UserMessage::Archived { order_ids };
+        if let Err(error) = directory.send(user_id, archived).await {
+            // The orders stay in memory too; recovery drops them (`archived_twice`).
+            tracing::error!(
+                user_id,
+                ?error,
+                "archived orders could not be dropped from memory"
+            );
+        }
     }
     Ok(())
 }
@@ -167,7 +167,6 @@ impl Engine {
             self.inner.links.directory.clone(),
             archive,
             after,
-            self.links().call_timeout,
             reports,
             self.inner.stop_archivist.clone(),
         );

@@ -10,6 +10,7 @@ use crate::actors::product::{MAX_STOCK, OptionStock, ProductMessage, ProductStat
 use crate::actors::sales::SalesMessage;
 use crate::actors::user::UserState;
 use crate::clock::Timestamp;
+use crate::directory::ProductEntry;
 use crate::error::EngineError;
 use crate::journal::Record;
 use crate::model::{
@@ -171,7 +172,7 @@ impl Engine {
     pub async fn popular(&self, days: u64, limit: usize) -> Result<Vec<PopularItem>, EngineError> {
         let today = self.clock().now().day();
         let ranking = self
-            .ask(&self.links().sales, |reply| SalesMessage::Popular {
+            .ask_actor(&self.links().sales, |reply| SalesMessage::Popular {
                 today,
                 days,
                 limit,
@@ -224,14 +225,14 @@ impl Engine {
             }
             None => self.free_user_id()?,
         };
-        if self.directory().user(id).is_some() {
+        if self.directory().has_user(id) {
             return Err(EngineError::UserExists(id));
         }
         self.links().recorder.record(|| Record::UserCreated {
             user_id: id,
             balance,
         });
-        self.spawn_user(UserState::new(id, balance)).await?;
+        self.add_user(UserState::new(id, balance))?;
         self.once_durable(Ok((id, balance))).await
     }
 
@@ -246,7 +247,7 @@ impl Engine {
             let Ok(id) = taken else {
                 return Err(invalid("no user id is left to assign"));
             };
-            if self.directory().user(id).is_none() {
+            if !self.directory().has_user(id) {
                 return Ok(id);
             }
         }
@@ -319,7 +320,9 @@ impl Engine {
         self.links().recorder.record(|| Record::ProductCreatedV2 {
             product: ProductV2::from_state(&state),
         });
-        let view = self.spawn_product(state).await?.view();
+        let entry = ProductEntry::new(state);
+        let view = entry.view();
+        self.directory().insert_products(vec![entry]);
         self.once_durable(Ok(view)).await
     }
 
@@ -337,7 +340,7 @@ impl Engine {
             .product(product_id)
             .ok_or(EngineError::ProductNotFound(product_id))?;
         let restocked = self
-            .ask(&product.actor, |reply| ProductMessage::Restock {
+            .ask_product(product_id, |reply| ProductMessage::Restock {
                 option_id,
                 quantity,
                 reply,
@@ -380,7 +383,7 @@ impl Engine {
         self.links().recorder.record(|| Record::CouponCreated {
             coupon: CouponV1::from_state(&state),
         });
-        self.spawn_coupon(state).await?;
+        self.directory().insert_coupon(state);
         self.once_durable(Ok(view)).await
     }
 }

@@ -17,8 +17,7 @@ pub use catalog::{
 };
 pub use shopping::OrderLine;
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use ractor::rpc::CallResult;
@@ -35,7 +34,9 @@ use crate::archive::Archive;
 use crate::audit::{AuditReport, audit, audit_with_archive};
 use crate::clock::{Clock, Timestamp};
 use crate::config::Limits;
-use crate::directory::{Directory, ProductEntry, UserEntry};
+use crate::directory::{
+    Activate, Directory, Passivation, ProductEntry, Resident, Undelivered, UserEntry,
+};
 use crate::error::EngineError;
 use crate::gate::Gate;
 use crate::journal::Journal;
@@ -62,6 +63,8 @@ pub struct EngineConfig {
     pub archive_after: Duration,
     /// What `GET /metrics` shows; the journal records its timings here too.
     pub metrics: Arc<Metrics>,
+    /// When entity actors stop (`actors.passivate_after`, `actors.max_running`).
+    pub passivation: Passivation,
 }
 
 impl Default for EngineConfig {
@@ -75,6 +78,7 @@ impl Default for EngineConfig {
             archive: None,
             archive_after: Duration::from_secs(60),
             metrics: Arc::default(),
+            passivation: Passivation::default(),
         }
     }
 }
@@ -97,6 +101,8 @@ struct Inner {
     /// Admin creations run one at a time, so the record of a creation and the id it takes
     /// cannot be overtaken by a second creation of the same id.
     creation: tokio::sync::Mutex<()>,
+    /// The task that passivates idle actors (`Directory::sweeper`).
+    sweeper: tokio::task::JoinHandle<()>,
 }
 
 fn spawn_failed(error: impl std::fmt::Display) -> EngineError {
@@ -104,7 +110,8 @@ fn spawn_failed(error: impl std::fmt::Display) -> EngineError {
 }
 
 impl Engine {
-    /// Starts every actor from `state` and re-arms the deadline of each PENDING order (those
+    /// Starts the engine on `state`: every user, product and coupon passive (an actor starts
+    /// with its first message), and the deadline of each PENDING order re-armed (those
     /// already past it expire at once).
     pub async fn start(
         config: EngineConfig,
@@ -131,8 +138,9 @@ impl Engine {
         let (data_platform, _) = Actor::spawn(None, data_platform, state.data_platform)
             .await
             .map_err(spawn_failed)?;
+        let directory = Arc::new(Directory::new(config.passivation, config.call_timeout));
         let links = Arc::new(Links {
-            directory: Arc::new(Directory::default()),
+            directory: directory.clone(),
             gate: Arc::new(Gate::default()),
             sales,
             data_platform,
@@ -144,12 +152,16 @@ impl Engine {
             archived_orders: state.archived_orders.into(),
             metrics: config.metrics.clone(),
         });
+        directory.set_activate(Box::new(Spawner {
+            links: Arc::downgrade(&links),
+        }));
         let supervisor = OrderSupervisor {
             links: links.clone(),
         };
         let (supervisor, _) = Actor::spawn(None, supervisor, ())
             .await
             .map_err(spawn_failed)?;
+        let sweeper = tokio::spawn(Directory::sweeper(Arc::downgrade(&directory)));
         let engine = Engine {
             inner: Arc::new(Inner {
                 links,
@@ -160,13 +172,18 @@ impl Engine {
                 archivist: std::sync::Mutex::new(None),
                 stop_archivist: Arc::new(tokio::sync::Notify::new()),
                 creation: tokio::sync::Mutex::new(()),
+                sweeper,
             }),
         };
-        for product in state.products.into_values() {
-            engine.spawn_product(product).await?;
-        }
+        directory.insert_products(
+            state
+                .products
+                .into_values()
+                .map(ProductEntry::new)
+                .collect(),
+        );
         for coupon in state.coupons.into_values() {
-            engine.spawn_coupon(coupon).await?;
+            directory.insert_coupon(coupon);
         }
         let ended: Vec<(UserId, OrderId)> = state
             .users
@@ -176,7 +193,7 @@ impl Engine {
             .map(|order| (order.user_id, order.order_id))
             .collect();
         for user in state.users.into_values() {
-            engine.spawn_user(user).await?;
+            engine.add_user(user)?;
         }
         engine.start_archivist(config.archive_after, ended_reports, ended);
         Ok(engine)
@@ -217,7 +234,7 @@ impl Engine {
             }
         });
         let readings = Readings {
-            running_actors: (self.directory().actor_count() + SERVICE_ACTORS) as u64,
+            running_actors: (self.directory().running_count() + SERVICE_ACTORS) as u64,
             journal,
         };
         self.links().metrics.render(readings)
@@ -234,8 +251,34 @@ impl Engine {
         self.links().metrics.attempted(what, outcome);
     }
 
-    /// Asks an actor and waits for its reply, at most `call_timeout`.
-    async fn ask<M: Message, R: Send + 'static>(
+    /// Asks entity `id` (a user, product or coupon: the message says which kind), starting its
+    /// actor if it is passive, and waits for the reply, at most `call_timeout`. `unknown` is
+    /// the answer when there is no such entity.
+    async fn ask<M: Resident, R: Send + 'static>(
+        &self,
+        id: u64,
+        unknown: EngineError,
+        message: impl FnOnce(RpcReplyPort<R>) -> M,
+    ) -> Result<R, EngineError> {
+        match self.directory().ask(id, message).await {
+            Ok(reply) => Ok(reply),
+            Err(Undelivered::Unknown) => Err(unknown),
+            Err(Undelivered::Stopped) => {
+                tracing::error!(kind = ?M::KIND, id, "actor is gone");
+                Err(EngineError::Unavailable("an actor has stopped".into()))
+            }
+            Err(Undelivered::TimedOut) => {
+                tracing::error!(kind = ?M::KIND, id, "actor call timed out");
+                Err(EngineError::Unavailable(
+                    "an actor did not answer in time".into(),
+                ))
+            }
+        }
+    }
+
+    /// Asks one of the engine's own actors (supervisor, sales, data platform) and waits for
+    /// its reply, at most `call_timeout`.
+    async fn ask_actor<M: Message, R: Send + 'static>(
         &self,
         actor: &ActorRef<M>,
         message: impl FnOnce(RpcReplyPort<R>) -> M,
@@ -255,8 +298,9 @@ impl Engine {
         }
     }
 
-    /// Starts a user actor and registers it; the user's PENDING orders get their deadlines.
-    async fn spawn_user(&self, state: UserState) -> Result<(), EngineError> {
+    /// Registers a passive user and what the engine keeps of its orders: who bought each, and
+    /// the deadlines of the PENDING ones.
+    fn add_user(&self, state: UserState) -> Result<(), EngineError> {
         let id = state.id;
         let pending: Vec<_> = state
             .orders
@@ -265,23 +309,7 @@ impl Engine {
             .map(|order| (order.order_id, order.expires_at))
             .collect();
         let order_ids: Vec<_> = state.orders.keys().copied().collect();
-        let balance = Arc::new(AtomicU64::new(state.balance));
-        let pending_orders = Arc::new(AtomicU64::new(pending.len() as u64));
-        let actor = UserActor {
-            links: self.inner.links.clone(),
-            published_balance: balance.clone(),
-            pending_orders: pending_orders.clone(),
-        };
-        let (user, _) = Actor::spawn(None, actor, state)
-            .await
-            .map_err(spawn_failed)?;
-        let entry = UserEntry {
-            actor: user.clone(),
-            balance,
-            pending_orders,
-        };
-        if !self.directory().insert_user(id, entry) {
-            user.stop(None);
+        if !self.directory().insert_user(id, UserEntry::new(state)) {
             return Err(EngineError::UserExists(id));
         }
         for order_id in order_ids {
@@ -291,58 +319,6 @@ impl Engine {
             self.arm(order_id, id, expires_at);
         }
         Ok(())
-    }
-
-    async fn spawn_product(&self, state: ProductState) -> Result<Arc<ProductEntry>, EngineError> {
-        let board = Arc::new(StockBoard::new(&state));
-        let (id, name, category, price, purchase_limit) = (
-            state.id,
-            state.name.clone(),
-            state.category.clone(),
-            state.price,
-            state.purchase_limit,
-        );
-        let options = state
-            .options
-            .iter()
-            .map(|o| (o.id, o.name.clone()))
-            .collect();
-        let actor = ProductActor {
-            board: board.clone(),
-            recorder: self.links().recorder.clone(),
-        };
-        let (actor, _) = Actor::spawn(None, actor, state)
-            .await
-            .map_err(spawn_failed)?;
-        let entry = ProductEntry {
-            actor,
-            id,
-            name,
-            category,
-            price,
-            purchase_limit,
-            options,
-            board,
-        };
-        self.directory().insert_product(entry);
-        self.directory()
-            .product(id)
-            .ok_or_else(|| EngineError::Unavailable("product vanished".into()))
-    }
-
-    async fn spawn_coupon(
-        &self,
-        state: CouponState,
-    ) -> Result<ActorRef<CouponMessage>, EngineError> {
-        let id = state.id;
-        let actor = CouponActor {
-            recorder: self.links().recorder.clone(),
-        };
-        let (coupon, _) = Actor::spawn(None, actor, state)
-            .await
-            .map_err(spawn_failed)?;
-        self.directory().insert_coupon(id, coupon.clone());
-        Ok(coupon)
     }
 
     /// Drops a paid or cancelled order's deadline.
@@ -409,26 +385,24 @@ impl Engine {
     }
 
     async fn read_state_while_closed(&self) -> Result<EngineState, EngineError> {
-        let users = self.directory().users();
-        let products = self.directory().products();
-        let coupons = self.directory().coupons();
+        let directory = self.directory();
         let users = self
-            .read_all(users.iter().map(|(_, user)| user), UserMessage::Read)
+            .read_all(directory.user_ids(), UserMessage::Read)
             .await?;
-        let products = self
-            .read_all(
-                products.iter().map(|entry| &entry.actor),
-                ProductMessage::Read,
-            )
+        let product_ids = directory.products().iter().map(|entry| entry.id).collect();
+        let products = self.read_all(product_ids, ProductMessage::Read).await?;
+        let coupons = self
+            .read_all(directory.coupon_ids(), CouponMessage::Read)
             .await?;
-        let coupons = self.read_all(coupons.iter(), CouponMessage::Read).await?;
         Ok(EngineState {
             users: users.into_iter().map(|user| (user.id, user)).collect(),
             products: products.into_iter().map(|p| (p.id, p)).collect(),
             coupons: coupons.into_iter().map(|c| (c.id, c)).collect(),
-            sales: self.ask(&self.links().sales, SalesMessage::Read).await?,
+            sales: self
+                .ask_actor(&self.links().sales, SalesMessage::Read)
+                .await?,
             data_platform: self
-                .ask(&self.links().data_platform, DataPlatformMessage::Read)
+                .ask_actor(&self.links().data_platform, DataPlatformMessage::Read)
                 .await?,
             ids: self.inner.ids.counters(),
             // Read last: it may count an order archived after its user was read (the audit
@@ -440,34 +414,24 @@ impl Engine {
         })
     }
 
-    /// Asks every actor at once, then collects the replies in order. Unlike `ask` in a loop,
-    /// no timer is armed per actor (a reply already there needs none); the wait fails only if
-    /// no reply arrives for `call_timeout`. With 100k actors this halves the read.
-    async fn read_all<'a, M: Message, R: Send + 'static>(
+    /// The state of every entity in `ids`, without starting any actor: a passive entity's
+    /// from the directory, a running one's from its actor (`read`). Running actors are asked
+    /// a few hundred at a time, so their reads overlap.
+    async fn read_all<M: Resident>(
         &self,
-        actors: impl Iterator<Item = &'a ActorRef<M>>,
-        message: impl Fn(RpcReplyPort<R>) -> M,
-    ) -> Result<Vec<R>, EngineError> {
-        let gone = || EngineError::Unavailable("an actor stopped while the state was read".into());
-        let mut pending = Vec::new();
-        for actor in actors {
-            let (port, reply) = tokio::sync::oneshot::channel();
-            actor.cast(message(port.into())).map_err(|_| gone())?;
-            pending.push(reply);
-        }
-        let mut replies = Vec::with_capacity(pending.len());
-        for reply in pending {
-            match tokio::time::timeout(self.links().call_timeout, reply).await {
-                Ok(Ok(state)) => replies.push(state),
-                Ok(Err(_)) => return Err(gone()),
-                Err(_) => {
-                    return Err(EngineError::Unavailable(
-                        "an actor did not answer in time".into(),
-                    ));
-                }
+        ids: Vec<u64>,
+        read: fn(RpcReplyPort<M::State>) -> M,
+    ) -> Result<Vec<M::State>, EngineError> {
+        const AT_ONCE: usize = 256;
+        let gone = |_| EngineError::Unavailable("an actor stopped while the state was read".into());
+        let mut states = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(AT_ONCE) {
+            let reads = chunk.iter().map(|&id| self.directory().read(id, read));
+            for state in futures_util::future::join_all(reads).await {
+                states.push(state.map_err(gone)?);
             }
         }
-        Ok(replies)
+        Ok(states)
     }
 
     /// Checks the invariants of docs/spec.md §5 over a consistent state.
@@ -486,7 +450,7 @@ impl Engine {
 
     /// How many order deadlines the supervisor is watching (tests, metrics).
     pub async fn watched_deadlines(&self) -> Result<usize, EngineError> {
-        self.ask(&self.inner.supervisor, SupervisorMessage::Watched)
+        self.ask_actor(&self.inner.supervisor, SupervisorMessage::Watched)
             .await
     }
 
@@ -500,15 +464,8 @@ impl Engine {
             self.inner.stop_archivist.notify_one();
             let _ = archivist.await;
         }
-        for (_, user) in self.directory().users() {
-            user.stop(None);
-        }
-        for product in self.directory().products() {
-            product.actor.stop(None);
-        }
-        for coupon in self.directory().coupons() {
-            coupon.stop(None);
-        }
+        self.inner.sweeper.abort();
+        self.directory().stop_all();
         self.inner.supervisor.stop(None);
         self.links().sales.stop(None);
         self.links().data_platform.stop(None);
@@ -517,5 +474,61 @@ impl Engine {
             // Syncs what is left and joins the journal's threads: blocking work.
             let _ = tokio::task::spawn_blocking(move || journal.close()).await;
         }
+    }
+}
+
+/// How the directory starts an entity's actor (`Activate`): spawned at once with the links
+/// every actor shares, not awaited.
+struct Spawner {
+    /// Weak: the links own the directory, which owns this.
+    links: Weak<Links>,
+}
+
+impl Spawner {
+    fn links(&self) -> Result<Arc<Links>, String> {
+        self.links
+            .upgrade()
+            .ok_or_else(|| "the engine has stopped".to_string())
+    }
+}
+
+/// Spawns an actor without waiting for its `pre_start` (which only hands over its state).
+fn spawn_now<A: Actor>(actor: A, state: A::Arguments) -> Result<ActorRef<A::Msg>, String> {
+    ractor::ActorRuntime::spawn_instant(None, actor, state)
+        .map(|(actor, _)| actor)
+        .map_err(|error| error.to_string())
+}
+
+impl Activate for Spawner {
+    fn user(&self, state: UserState) -> Result<ActorRef<UserMessage>, String> {
+        spawn_now(
+            UserActor {
+                links: self.links()?,
+            },
+            state,
+        )
+    }
+
+    fn product(
+        &self,
+        board: Arc<StockBoard>,
+        state: ProductState,
+    ) -> Result<ActorRef<ProductMessage>, String> {
+        let links = self.links()?;
+        let actor = ProductActor {
+            board,
+            recorder: links.recorder.clone(),
+            directory: links.directory.clone(),
+        };
+        spawn_now(actor, state)
+    }
+
+    fn coupon(&self, state: CouponState) -> Result<ActorRef<CouponMessage>, String> {
+        let links = self.links()?;
+        let actor = CouponActor {
+            recorder: links.recorder.clone(),
+            directory: links.directory.clone(),
+        };
+        spawn_now(actor, state)
     }
 }

@@ -33,10 +33,14 @@ struct ResolvedLine<'a> {
 }
 
 impl Engine {
-    fn user_ref(&self, user_id: UserId) -> Result<ractor::ActorRef<UserMessage>, EngineError> {
-        self.directory()
-            .user(user_id)
-            .ok_or(EngineError::UserNotFound(user_id))
+    /// Asks user `user_id` (unknown: USER_NOT_FOUND).
+    async fn ask_user<R: Send + 'static>(
+        &self,
+        user_id: UserId,
+        message: impl FnOnce(ractor::RpcReplyPort<R>) -> UserMessage,
+    ) -> Result<R, EngineError> {
+        self.ask(user_id, EngineError::UserNotFound(user_id), message)
+            .await
     }
 
     /// The balance the user's actor last published: no message, no wait. Read-your-writes
@@ -55,9 +59,8 @@ impl Engine {
                 "amount must be a positive integer of at most {max_charge}, got {amount}"
             )));
         }
-        let user = self.user_ref(user_id)?;
         let charged = self
-            .ask(&user, |reply| UserMessage::Charge { amount, reply })
+            .ask_user(user_id, |reply| UserMessage::Charge { amount, reply })
             .await?;
         self.once_durable(charged.map_err(EngineError::from)).await
     }
@@ -80,18 +83,20 @@ impl Engine {
         user_id: UserId,
     ) -> Result<UserCoupon, EngineError> {
         let admitted = self.links().gate.enter().await;
-        let coupon = self
-            .directory()
-            .coupon(coupon_id)
-            .ok_or(EngineError::CouponNotFound(coupon_id))?;
-        let user = self.user_ref(user_id)?;
+        if !self.directory().has_coupon(coupon_id) {
+            return Err(EngineError::CouponNotFound(coupon_id));
+        }
+        if !self.directory().has_user(user_id) {
+            return Err(EngineError::UserNotFound(user_id));
+        }
         let now = self.clock().now();
         let issued = self
-            .ask(&coupon, |reply| CouponMessage::Issue {
-                user_id,
-                user,
-                now,
-                reply,
+            .ask(coupon_id, EngineError::CouponNotFound(coupon_id), |reply| {
+                CouponMessage::Issue {
+                    user_id,
+                    now,
+                    reply,
+                }
             })
             .await?;
         drop(admitted); // every actor has answered; the fsync wait needs no gate
@@ -99,17 +104,17 @@ impl Engine {
     }
 
     pub async fn coupon(&self, coupon_id: CouponId) -> Result<CouponView, EngineError> {
-        let coupon = self
-            .directory()
-            .coupon(coupon_id)
-            .ok_or(EngineError::CouponNotFound(coupon_id))?;
-        self.ask(&coupon, CouponMessage::View).await
+        self.ask(
+            coupon_id,
+            EngineError::CouponNotFound(coupon_id),
+            CouponMessage::View,
+        )
+        .await
     }
 
     pub async fn user_coupons(&self, user_id: UserId) -> Result<Vec<UserCoupon>, EngineError> {
-        let user = self.user_ref(user_id)?;
         let now = self.clock().now();
-        self.ask(&user, |reply| UserMessage::Coupons { now, reply })
+        self.ask_user(user_id, |reply| UserMessage::Coupons { now, reply })
             .await
     }
 
@@ -144,7 +149,9 @@ impl Engine {
     ) -> Result<Order, EngineError> {
         self.check_order_shape(&lines)?;
         let admitted = self.links().gate.enter().await;
-        let user = self.user_ref(user_id)?;
+        if !self.directory().has_user(user_id) {
+            return Err(EngineError::UserNotFound(user_id));
+        }
         let products = lines
             .iter()
             .map(|line| {
@@ -189,7 +196,19 @@ impl Engine {
             order: OrderV1::from_order(&order),
         });
         self.directory().insert_order(order_id, user_id);
-        let _ = user.cast(UserMessage::AddOrder(order.clone()));
+        if let Err(error) = self
+            .directory()
+            .send(user_id, UserMessage::AddOrder(order.clone()))
+            .await
+        {
+            // Only while the engine stops; the journal holds the order either way.
+            tracing::error!(
+                order_id,
+                user_id,
+                ?error,
+                "a placed order did not reach its buyer"
+            );
+        }
         self.arm(order_id, user_id, order.expires_at);
         drop(admitted);
         self.once_durable(Ok(order)).await
@@ -239,7 +258,7 @@ impl Engine {
         let mut reserved = Vec::new();
         for (product, stock_lines) in by_product.into_values() {
             let outcome = self
-                .ask(&product.actor, |reply| ProductMessage::Reserve {
+                .ask_product(product.id, |reply| ProductMessage::Reserve {
                     order_id,
                     user_id,
                     lines: stock_lines,
@@ -267,7 +286,7 @@ impl Engine {
     ) -> EngineError {
         for product in reserved {
             let released = self
-                .ask(&product.actor, |reply| ProductMessage::Release {
+                .ask_product(product.id, |reply| ProductMessage::Release {
                     order_id,
                     reply: Some(reply),
                 })
@@ -279,13 +298,26 @@ impl Engine {
         cause
     }
 
+    /// Asks product `product_id` (unknown: PRODUCT_NOT_FOUND).
+    pub(super) async fn ask_product<R: Send + 'static>(
+        &self,
+        product_id: ProductId,
+        message: impl FnOnce(ractor::RpcReplyPort<R>) -> ProductMessage,
+    ) -> Result<R, EngineError> {
+        self.ask(
+            product_id,
+            EngineError::ProductNotFound(product_id),
+            message,
+        )
+        .await
+    }
+
     /// Finds an order by id alone (through the directory's order → buyer index).
     /// One order, from memory or, once it has moved there, from the archive.
     pub async fn order(&self, order_id: OrderId) -> Result<Order, EngineError> {
         if let Some(user_id) = self.directory().buyer_of(order_id) {
-            let user = self.user_ref(user_id)?;
             let order = self
-                .ask(&user, |reply| UserMessage::Order { order_id, reply })
+                .ask_user(user_id, |reply| UserMessage::Order { order_id, reply })
                 .await?;
             if let Some(order) = order {
                 return Ok(order);
@@ -304,10 +336,9 @@ impl Engine {
         limit: usize,
         before: Option<OrderId>,
     ) -> Result<(Vec<Order>, Option<OrderId>), EngineError> {
-        let user = self.user_ref(user_id)?;
         // One more than the page from each place says whether another page follows.
         let (mut orders, _) = self
-            .ask(&user, |reply| UserMessage::Orders {
+            .ask_user(user_id, |reply| UserMessage::Orders {
                 limit: limit + 1,
                 before,
                 reply,
@@ -358,13 +389,10 @@ impl Engine {
         coupon_id: Option<CouponId>,
     ) -> Result<Payment, EngineError> {
         let admitted = self.links().gate.enter().await;
-        let user = self
-            .directory()
-            .user(user_id)
-            .ok_or(EngineError::OrderNotFound(order_id))?;
         let now = self.clock().now();
+        let unknown = EngineError::OrderNotFound(order_id);
         let paid = self
-            .ask(&user, |reply| UserMessage::Pay {
+            .ask(user_id, unknown, |reply| UserMessage::Pay {
                 order_id,
                 coupon_id,
                 now,
@@ -374,7 +402,7 @@ impl Engine {
         if paid == Err(PaymentError::OrderExpired(order_id)) {
             // The payment may have been what expired it: answer once the stock is back.
             let order = self
-                .ask(&user, |reply| UserMessage::Order { order_id, reply })
+                .ask_user(user_id, |reply| UserMessage::Order { order_id, reply })
                 .await?;
             if let Some(order) = order {
                 self.await_release(&order).await?;
@@ -401,13 +429,10 @@ impl Engine {
     /// Cancels a PENDING order of `user_id`'s and returns it once its stock is orderable again.
     pub async fn cancel(&self, order_id: OrderId, user_id: UserId) -> Result<Order, EngineError> {
         let admitted = self.links().gate.enter().await;
-        let user = self
-            .directory()
-            .user(user_id)
-            .ok_or(EngineError::OrderNotFound(order_id))?;
         let now = self.clock().now();
+        let unknown = EngineError::OrderNotFound(order_id);
         let cancelled = self
-            .ask(&user, |reply| UserMessage::Cancel {
+            .ask(user_id, unknown, |reply| UserMessage::Cancel {
                 order_id,
                 now,
                 reply,
@@ -438,12 +463,15 @@ impl Engine {
         let products: BTreeSet<ProductId> =
             order.items.iter().map(|item| item.product_id).collect();
         for product_id in products {
-            if let Some(product) = self.directory().product(product_id) {
-                self.ask(&product.actor, |reply| ProductMessage::Release {
+            let released = self
+                .ask_product(product_id, |reply| ProductMessage::Release {
                     order_id,
                     reply: Some(reply),
                 })
-                .await?;
+                .await;
+            match released {
+                Err(EngineError::ProductNotFound(_)) => {}
+                released => released?,
             }
         }
         Ok(())

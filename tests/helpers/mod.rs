@@ -9,6 +9,7 @@ use std::time::Duration;
 use commerce_engine::actors::data_platform::Sink;
 use commerce_engine::clock::{Clock, Timestamp};
 use commerce_engine::config::Limits;
+use commerce_engine::directory::Passivation;
 use commerce_engine::http::{RouteOptions, routes};
 use commerce_engine::model::Discount;
 use commerce_engine::seed::{Seed, SeedCoupon, SeedOption, SeedProduct, SeedUsers};
@@ -106,6 +107,7 @@ pub fn config(expiry: Duration) -> EngineConfig {
         archive: None,
         archive_after: ARCHIVE_AFTER,
         metrics: Default::default(),
+        passivation: Default::default(),
     }
 }
 
@@ -115,8 +117,32 @@ pub async fn engine(state: EngineState) -> Engine {
 }
 
 pub async fn engine_with_expiry(state: EngineState, expiry: Duration) -> Engine {
+    engine_with_expiry_and(state, expiry, Passivation::default()).await
+}
+
+/// The most aggressive passivation: every actor stops after every message, and at most 16 run
+/// at once.
+pub const EVERY_MESSAGE: Passivation = Passivation {
+    after: Duration::ZERO,
+    max_running: 16,
+};
+
+/// `engine`, with actors passivated as `passivation` says.
+pub async fn engine_with(passivation: Passivation, state: EngineState) -> Engine {
+    engine_with_expiry_and(state, EXPIRY, passivation).await
+}
+
+pub async fn engine_with_expiry_and(
+    state: EngineState,
+    expiry: Duration,
+    passivation: Passivation,
+) -> Engine {
     let clock = Clock::starting_at(Timestamp::parse(START).unwrap());
-    Engine::start(config(expiry), clock, state)
+    let config = EngineConfig {
+        passivation,
+        ..config(expiry)
+    };
+    Engine::start(config, clock, state)
         .await
         .expect("engine starts")
 }

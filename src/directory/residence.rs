@@ -1,0 +1,464 @@
+//! Virtual actors (docs/spec.md §3, `actors.passivate_after`; the plan and its races are in
+//! docs/virtual-actors.md). Every user, product and coupon keeps its id and its state, but its
+//! ractor actor runs only while it is in use. Where an entity is — its state in the directory,
+//! or its actor — is its `Residence`:
+//!
+//! ```text
+//!            a message for it                       its actor drained its mailbox
+//! Passive ----------------------> Running ---------> Passivating -----------------> Passive
+//!  (state)   (activated under      (actor)  idle, or   (mailbox      (post_stop hands
+//!             the entry's lock)             evicted     closed)       the state back)
+//! ```
+//!
+//! Why nothing is lost or applied twice:
+//! - Activation happens under the entry's write lock, and takes the state out of the entry:
+//!   two first messages find one `Passive`; the second sees `Running` and uses that actor.
+//! - Passivation closes the actor's mailbox (ractor's `drain`) under the same lock that marks
+//!   the entry `Passivating`. A message admitted before that is handled by the old actor (it
+//!   drains its mailbox before it stops, with its state); a send after it is refused and the
+//!   message comes back to its sender, who finds `Passivating`, waits for the state to come
+//!   back, and starts the entity again. Each message is handled once, by the one actor that
+//!   holds the state. Senders deliver one at a time, so a sender's messages keep their order.
+//! - The state leaves the actor only in `post_stop`, after its last message.
+//! - Passivation writes nothing to disk: it moves the state, it does not change it.
+//!
+//! Idle actors are found by a sweep (`Directory::sweep`): each message routed to an entity
+//! stamps the current sweep epoch on it; an actor unstamped for `IDLE_EPOCHS` sweeps is
+//! passivated. Over `max_running` running actors, the least recently used are passivated at
+//! once (`Directory::evict`), idle or not.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ractor::{ActorId, ActorRef, Message, MessagingErr};
+
+use super::Directory;
+
+/// An actor unstamped for this many sweeps is idle. Sweeps come every `passivate_after /
+/// (IDLE_EPOCHS - 1)`, so an actor stops between `passivate_after` and `passivate_after ×
+/// IDLE_EPOCHS / (IDLE_EPOCHS - 1)` after its last message.
+pub const IDLE_EPOCHS: u64 = 5;
+
+/// When actors stop (`actors.passivate_after`, `actors.max_running`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Passivation {
+    /// An actor with no message for this long stops. Zero: after every message (the most
+    /// aggressive setting, for tests).
+    pub after: Duration,
+    /// At most this many entity actors run; above it the least recently used stop.
+    pub max_running: usize,
+}
+
+impl Default for Passivation {
+    fn default() -> Self {
+        Passivation {
+            after: Duration::from_secs(120),
+            max_running: 100_000,
+        }
+    }
+}
+
+impl Passivation {
+    /// How often the sweep runs; `None` when every message passivates anyway.
+    pub fn sweep_every(&self) -> Option<Duration> {
+        let every = self.after / (IDLE_EPOCHS - 1) as u32;
+        (!self.after.is_zero()).then_some(every.max(Duration::from_millis(1)))
+    }
+}
+
+/// The kinds of entity with virtual actors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    User,
+    Product,
+    Coupon,
+}
+
+/// One entity: its kind and id.
+pub type Key = (Kind, u64);
+
+/// A running actor and the sweep epoch of the last message routed to it.
+pub struct Running<M: Message> {
+    pub actor: ActorRef<M>,
+    last_message: Arc<AtomicU64>,
+}
+
+/// Where an entity is: its state (`P`, compact), its actor, or between the two.
+pub enum Residence<M: Message, P> {
+    Passive(P),
+    Running(Running<M>),
+    /// The actor's mailbox is closed; it is handling what it had and will hand its state back.
+    Passivating,
+}
+
+/// Where a message for an entity goes now.
+pub enum Route<M: Message, S> {
+    /// Its actor: send there.
+    Actor(ActorRef<M>),
+    /// Its actor is passivating: wait for the state to come back, then route again.
+    Wait,
+    /// It has no actor and the caller asked not to start one: a copy of its state.
+    Passive(S),
+    /// It has no actor and none may start: the engine is stopping.
+    Closed,
+}
+
+impl<M: Message, P> Residence<M, P> {
+    /// The running actor, stamped with `epoch`; `Wait` while passivating; `None` if passive.
+    fn route_to_actor<S>(&self, epoch: u64) -> Option<Route<M, S>> {
+        match self {
+            Residence::Running(running) => {
+                running.last_message.store(epoch, Ordering::Relaxed);
+                Some(Route::Actor(running.actor.clone()))
+            }
+            Residence::Passivating => Some(Route::Wait),
+            Residence::Passive(_) => None,
+        }
+    }
+
+    /// As `route_to_actor`, but while passive a copy of the state (`copy`), unless the caller
+    /// will `activate` (then `None`).
+    pub fn route<S>(
+        &self,
+        epoch: u64,
+        activate: bool,
+        copy: impl FnOnce(&P) -> S,
+    ) -> Option<Route<M, S>> {
+        match self {
+            Residence::Passive(state) if !activate => Some(Route::Passive(copy(state))),
+            residence => residence.route_to_actor(epoch),
+        }
+    }
+
+    /// Routes to the actor, starting it from the passive state first (call under the entry's
+    /// write lock). `start` spawns the actor; it does not wait for it.
+    pub fn activate<S>(
+        &mut self,
+        directory: &Directory,
+        key: Key,
+        start: impl FnOnce(P) -> Result<ActorRef<M>, String>,
+    ) -> Route<M, S> {
+        let epoch = directory.epoch();
+        if let Some(route) = self.route_to_actor(epoch) {
+            return route;
+        }
+        if directory.closed.load(Ordering::Acquire) {
+            return Route::Closed;
+        }
+        let state = match std::mem::replace(self, Residence::Passivating) {
+            Residence::Passive(state) => state,
+            other => {
+                *self = other; // not reached: route_to_actor answers for the others
+                return Route::Wait;
+            }
+        };
+        match start(state) {
+            Ok(actor) => {
+                let last_message = Arc::new(AtomicU64::new(epoch));
+                directory.started(key, last_message.clone());
+                *self = Residence::Running(Running {
+                    actor: actor.clone(),
+                    last_message,
+                });
+                Route::Actor(actor)
+            }
+            Err(error) => {
+                // Spawning without a name cannot fail (only a name can collide); if it ever
+                // did, the state is gone from memory and the entity answers 503.
+                tracing::error!(?key, %error, "an actor could not be started");
+                Route::Wait
+            }
+        }
+    }
+
+    /// Closes the running actor's mailbox and marks the entry passivating (call under the
+    /// entry's write lock). With `idle_before`, only if no message was routed to it since that
+    /// epoch. Returns whether it began.
+    pub fn passivate(&mut self, idle_before: Option<u64>) -> bool {
+        let Residence::Running(running) = self else {
+            return false;
+        };
+        if idle_before.is_some_and(|epoch| running.last_message.load(Ordering::Relaxed) > epoch) {
+            return false;
+        }
+        // An actor still starting cannot drain yet (ractor would refuse to start it); the next
+        // sweep, or its own first message, passivates it.
+        if running.actor.get_status() != ractor::ActorStatus::Running {
+            return false;
+        }
+        if running.actor.drain().is_err() {
+            return false; // already stopping: the engine is stopping it
+        }
+        *self = Residence::Passivating;
+        true
+    }
+
+    /// Takes the state back from the actor `actor` that just stopped (call under the entry's
+    /// write lock, from the actor's `post_stop`).
+    pub fn passivated(&mut self, actor: ActorId, state: P) {
+        match self {
+            Residence::Passivating => {}
+            Residence::Running(running) if running.actor.get_id() == actor => {}
+            _ => {
+                tracing::error!(%actor, "a stopped actor's state does not belong to its entry");
+                return;
+            }
+        }
+        *self = Residence::Passive(state);
+    }
+
+    /// The running actor, if there is one.
+    pub fn actor(&self) -> Option<&ActorRef<M>> {
+        match self {
+            Residence::Running(running) => Some(&running.actor),
+            _ => None,
+        }
+    }
+}
+
+/// A message for one kind of entity: how the directory finds, starts and stops that kind.
+pub trait Resident: Message + Sized {
+    /// The entity's whole state, as its actor holds it.
+    type State: Send + 'static;
+    const KIND: Kind;
+    /// Where a message for entity `id` goes; with `activate`, a passive entity is started
+    /// (never `Route::Passive`). `None`: no such entity.
+    fn route(directory: &Directory, id: u64, activate: bool) -> Option<Route<Self, Self::State>>;
+    /// Begins passivating entity `id` (see `Residence::passivate`).
+    fn passivate(directory: &Directory, id: u64, idle_before: Option<u64>) -> bool;
+}
+
+/// Why a message was not delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undelivered {
+    /// No entity has that id.
+    Unknown,
+    /// Its actor stopped without handing its state back (the engine is stopping).
+    Stopped,
+    /// No answer within `call_timeout`.
+    TimedOut,
+}
+
+impl Directory {
+    /// Delivers `message` to entity `id`'s actor, starting it if it is passive and waiting
+    /// out a passivation. Delivered means in the actor's mailbox: it will be handled, once.
+    pub async fn send<M: Resident>(&self, id: u64, mut message: M) -> Result<(), Undelivered> {
+        let mut refused_by = None;
+        loop {
+            let passivated = self.passivated.notified();
+            tokio::pin!(passivated);
+            passivated.as_mut().enable();
+            match M::route(self, id, true) {
+                None => return Err(Undelivered::Unknown),
+                Some(Route::Closed) => return Err(Undelivered::Stopped),
+                Some(Route::Actor(actor)) => {
+                    if refused_by == Some(actor.get_id()) {
+                        // Refused, yet still the entity's actor: it stopped on its own.
+                        return Err(Undelivered::Stopped);
+                    }
+                    match actor.send_message(message) {
+                        Ok(()) => return Ok(()),
+                        Err(MessagingErr::SendErr(returned)) => {
+                            message = returned;
+                            refused_by = Some(actor.get_id());
+                        }
+                        Err(_) => return Err(Undelivered::Stopped),
+                    }
+                }
+                Some(Route::Wait | Route::Passive(_)) => self.wait(passivated).await?,
+            }
+        }
+    }
+
+    /// Asks entity `id` (see `send`) and waits for the reply, all of it at most
+    /// `call_timeout`.
+    pub async fn ask<M: Resident, R: Send + 'static>(
+        &self,
+        id: u64,
+        message: impl FnOnce(ractor::RpcReplyPort<R>) -> M,
+    ) -> Result<R, Undelivered> {
+        let (port, reply) = tokio::sync::oneshot::channel();
+        let asked = async {
+            self.send(id, message(port.into())).await?;
+            reply.await.map_err(|_| Undelivered::Stopped)
+        };
+        tokio::time::timeout(self.call_timeout, asked)
+            .await
+            .unwrap_or(Err(Undelivered::TimedOut))
+    }
+
+    /// Entity `id`'s state without starting its actor: read from the entry when it is
+    /// passive, asked of its actor (`read`) when it runs. `None`: no such entity.
+    pub async fn read<M: Resident>(
+        &self,
+        id: u64,
+        read: impl Fn(ractor::RpcReplyPort<M::State>) -> M,
+    ) -> Result<M::State, Undelivered> {
+        loop {
+            let passivated = self.passivated.notified();
+            tokio::pin!(passivated);
+            passivated.as_mut().enable();
+            match M::route(self, id, false) {
+                None => return Err(Undelivered::Unknown),
+                Some(Route::Passive(state)) => return Ok(state),
+                Some(Route::Actor(actor)) => {
+                    let (port, reply) = tokio::sync::oneshot::channel();
+                    if actor.send_message(read(port.into())).is_ok() {
+                        let timeout = self.call_timeout;
+                        return match tokio::time::timeout(timeout, reply).await {
+                            Ok(Ok(state)) => Ok(state),
+                            Ok(Err(_)) => Err(Undelivered::Stopped),
+                            Err(_) => Err(Undelivered::TimedOut),
+                        };
+                    }
+                    // Refused: it began passivating; its state comes back to the entry.
+                    self.wait(passivated).await?;
+                }
+                Some(Route::Wait) => self.wait(passivated).await?,
+                Some(Route::Closed) => return Err(Undelivered::Stopped),
+            }
+        }
+    }
+
+    /// Waits until some actor hands its state back (at most `call_timeout`).
+    async fn wait(
+        &self,
+        passivated: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+    ) -> Result<(), Undelivered> {
+        tokio::time::timeout(self.call_timeout, passivated)
+            .await
+            .map_err(|_| Undelivered::TimedOut)
+    }
+
+    /// Called by an entity's actor after each message it handled: with `passivate_after` zero,
+    /// it passivates at once.
+    pub fn handled<M: Resident>(&self, id: u64) {
+        if self.passivation.after.is_zero() {
+            M::passivate(self, id, None);
+        }
+    }
+
+    /// The current sweep epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+
+    /// Registers a started actor; over `max_running`, wakes the sweeper to evict.
+    fn started(&self, key: Key, last_message: Arc<AtomicU64>) {
+        let running = {
+            let mut running = self.running.lock().expect("not poisoned");
+            running.insert(key, last_message);
+            running.len()
+        };
+        if running > self.passivation.max_running {
+            self.over_cap.notify_one();
+        }
+    }
+
+    /// Forgets a stopped actor and wakes whoever waits for a state to come back.
+    pub(super) fn stopped(&self, key: Key) {
+        self.running.lock().expect("not poisoned").remove(&key);
+        self.passivated.notify_waiters();
+    }
+
+    /// How many entity actors run.
+    pub fn running_count(&self) -> usize {
+        self.running.lock().expect("not poisoned").len()
+    }
+
+    /// Every running entity.
+    pub fn running(&self) -> Vec<Key> {
+        let running = self.running.lock().expect("not poisoned");
+        running.keys().copied().collect()
+    }
+
+    fn passivate(&self, (kind, id): Key, idle_before: Option<u64>) -> bool {
+        use crate::actors::{coupon::CouponMessage, product::ProductMessage, user::UserMessage};
+        match kind {
+            Kind::User => UserMessage::passivate(self, id, idle_before),
+            Kind::Product => ProductMessage::passivate(self, id, idle_before),
+            Kind::Coupon => CouponMessage::passivate(self, id, idle_before),
+        }
+    }
+
+    /// One sweep: advances the epoch and passivates every actor idle for `IDLE_EPOCHS`.
+    /// Returns how many began passivating.
+    pub fn sweep(&self) -> usize {
+        let epoch = self.epoch.fetch_add(1, Ordering::Relaxed) + 1;
+        let Some(idle_before) = epoch.checked_sub(IDLE_EPOCHS) else {
+            return 0;
+        };
+        let idle: Vec<Key> = {
+            let running = self.running.lock().expect("not poisoned");
+            running
+                .iter()
+                .filter(|(_, last)| last.load(Ordering::Relaxed) <= idle_before)
+                .map(|(key, _)| *key)
+                .collect()
+        };
+        idle.into_iter()
+            .filter(|key| self.passivate(*key, Some(idle_before)))
+            .count()
+    }
+
+    /// Over `max_running`: passivates the least recently used actors, idle or not, down to
+    /// nine tenths of the cap (so a burst does not evict on every activation). Returns how
+    /// many began passivating.
+    pub fn evict(&self) -> usize {
+        let cap = self.passivation.max_running;
+        let mut by_age: Vec<(u64, Key)> = {
+            let running = self.running.lock().expect("not poisoned");
+            if running.len() <= cap {
+                return 0;
+            }
+            running
+                .iter()
+                .map(|(key, last)| (last.load(Ordering::Relaxed), *key))
+                .collect()
+        };
+        let excess = by_age.len() - cap * 9 / 10;
+        by_age.select_nth_unstable(excess - 1);
+        by_age[..excess]
+            .iter()
+            .filter(|(_, key)| self.passivate(*key, None))
+            .count()
+    }
+
+    /// Runs sweeps every `sweep_every` and evictions whenever the cap is passed, until the
+    /// directory is gone.
+    pub async fn sweeper(directory: std::sync::Weak<Directory>) {
+        let Some(first) = directory.upgrade() else {
+            return;
+        };
+        let every = first.passivation.sweep_every();
+        let over_cap = first.over_cap.clone();
+        drop(first);
+        let mut ticks = every.map(|every| {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks
+        });
+        loop {
+            let tick = async {
+                match &mut ticks {
+                    Some(ticks) => {
+                        ticks.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let sweep = tokio::select! {
+                _ = tick => true,
+                _ = over_cap.notified() => false,
+            };
+            let Some(directory) = directory.upgrade() else {
+                return;
+            };
+            if sweep {
+                directory.sweep();
+            }
+            directory.evict();
+        }
+    }
+}
