@@ -146,6 +146,9 @@ pub struct Directory {
     running: Mutex<rustc_hash::FxHashMap<Key, Arc<AtomicU64>>>,
     /// The sweep epoch: how many sweeps have run.
     epoch: AtomicU64,
+    /// Actors started and stopped so far.
+    activations: AtomicU64,
+    passivations: AtomicU64,
     /// Notified whenever an actor hands its state back.
     passivated: tokio::sync::Notify,
     /// Notified when more than `max_running` actors run.
@@ -166,6 +169,8 @@ impl Directory {
             call_timeout,
             running: Mutex::default(),
             epoch: AtomicU64::new(0),
+            activations: AtomicU64::new(0),
+            passivations: AtomicU64::new(0),
             passivated: tokio::sync::Notify::new(),
             over_cap: Arc::new(tokio::sync::Notify::new()),
             closed: std::sync::atomic::AtomicBool::new(false),

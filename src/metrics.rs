@@ -62,6 +62,9 @@ enum Kind {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Readings {
     pub running_actors: u64,
+    /// Entity actors started and stopped so far (`src/directory/residence.rs`).
+    pub activations: u64,
+    pub passivations: u64,
     /// The journal's running totals, when there is a journal.
     pub journal: Option<JournalTotals>,
 }
@@ -91,6 +94,8 @@ pub struct Metrics {
     pub pending_orders: Gauge,
     pub data_platform_backlog: Gauge,
     running_actors: Gauge,
+    activations: Counter,
+    passivations: Counter,
     journal_records: Counter,
     journal_bytes: Counter,
     journal_fsyncs: Counter,
@@ -148,6 +153,8 @@ impl Metrics {
             snapshot_bytes: gauge("commerce_snapshot_size_bytes"),
             pending_orders: gauge("commerce_pending_orders"),
             running_actors: gauge("commerce_running_actors"),
+            activations: counter("commerce_actor_activations_total"),
+            passivations: counter("commerce_actor_passivations_total"),
             data_platform_backlog: gauge("commerce_data_platform_backlog_records"),
             journal_records: counter("commerce_journal_records_total"),
             journal_bytes: counter("commerce_journal_written_bytes_total"),
@@ -217,6 +224,8 @@ impl Metrics {
     /// The text exposition, with the gauges read now.
     pub fn render(&self, readings: Readings) -> String {
         self.running_actors.set(readings.running_actors as f64);
+        self.activations.absolute(readings.activations);
+        self.passivations.absolute(readings.passivations);
         if let Some(journal) = readings.journal {
             self.journal_records.absolute(journal.records);
             self.journal_bytes.absolute(journal.bytes);
@@ -334,6 +343,18 @@ const DESCRIPTIONS: &[(Kind, &str, Option<Unit>, &str)] = &[
         "commerce_running_actors",
         None,
         "Actors running (users, products, coupons and services)",
+    ),
+    (
+        Kind::Counter,
+        "commerce_actor_activations_total",
+        None,
+        "User, product and coupon actors started from a passive state",
+    ),
+    (
+        Kind::Counter,
+        "commerce_actor_passivations_total",
+        None,
+        "User, product and coupon actors that stopped and handed their state back",
     ),
     (
         Kind::Gauge,

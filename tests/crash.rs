@@ -2,7 +2,9 @@
 //! charge, race for coupons, place multi-line orders, pay (some with coupons) and cancel; it
 //! is killed with SIGKILL at a random moment and restarted on the same directory. Every
 //! operation whose success reply arrived is then found in the recovered state (operations
-//! whose reply never arrived may or may not be there), and the audit passes.
+//! whose reply never arrived may or may not be there), and the audit passes. Odd rounds run
+//! with every actor stopping after every message, so kills land mid-activation and
+//! mid-passivation too.
 //!
 //! Seeded: a failure prints the seed; `CRASH_SEED=<n> cargo test --test crash` replays it.
 
@@ -307,10 +309,15 @@ async fn check_and_settle(server: &Server, ledger: &mut Ledger, seed: u64, round
 }
 
 /// The server, archiving ended orders 50 ms after they end: kills land before, during and
-/// after moves to the archive.
-fn start(dir: &std::path::Path) -> Server {
+/// after moves to the archive. In odd rounds every actor also stops after every message (at
+/// most 16 run), so kills land while actors start, stop and hand their state back.
+fn start(dir: &std::path::Path, round: usize) -> Server {
     let mut command = command(dir);
     command.env("COMMERCE__ORDER__ARCHIVE_AFTER", "50ms");
+    if round % 2 == 1 {
+        command.env("COMMERCE__ACTORS__PASSIVATE_AFTER", "0s");
+        command.env("COMMERCE__ACTORS__MAX_RUNNING", "16");
+    }
     start_command(command)
 }
 
@@ -324,7 +331,7 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let mut ledger = Ledger::default();
-    let mut server = start(dir.path());
+    let mut server = start(dir.path(), 1);
     let products = server.get("/products?size=100").await;
     let options: Vec<(u64, u64)> = products["items"]
         .as_array()
@@ -371,7 +378,7 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
         }
         drop(Arc::try_unwrap(running).ok().expect("clients are done"));
         ledger = Arc::try_unwrap(shared).ok().unwrap().into_inner().unwrap();
-        server = start(dir.path());
+        server = start(dir.path(), round + 1);
         check_and_settle(&server, &mut ledger, seed, round).await;
     }
     let acknowledged = ledger.orders.len();

@@ -40,6 +40,10 @@ use super::Directory;
 /// IDLE_EPOCHS / (IDLE_EPOCHS - 1)` after its last message.
 pub const IDLE_EPOCHS: u64 = 5;
 
+/// How long the sweeper waits between evictions while over the cap (actors it told to stop
+/// are handing their state back; actors still starting cannot be told yet).
+const EVICTION_RETRY: Duration = Duration::from_millis(1);
+
 /// When actors stop (`actors.passivate_after`, `actors.max_running`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Passivation {
@@ -346,6 +350,7 @@ impl Directory {
 
     /// Registers a started actor; over `max_running`, wakes the sweeper to evict.
     fn started(&self, key: Key, last_message: Arc<AtomicU64>) {
+        self.activations.fetch_add(1, Ordering::Relaxed);
         let running = {
             let mut running = self.running.lock().expect("not poisoned");
             running.insert(key, last_message);
@@ -358,8 +363,17 @@ impl Directory {
 
     /// Forgets a stopped actor and wakes whoever waits for a state to come back.
     pub(super) fn stopped(&self, key: Key) {
+        self.passivations.fetch_add(1, Ordering::Relaxed);
         self.running.lock().expect("not poisoned").remove(&key);
         self.passivated.notify_waiters();
+    }
+
+    /// How many entity actors have started, and stopped, so far.
+    pub fn activations(&self) -> (u64, u64) {
+        (
+            self.activations.load(Ordering::Relaxed),
+            self.passivations.load(Ordering::Relaxed),
+        )
     }
 
     /// How many entity actors run.
@@ -432,6 +446,7 @@ impl Directory {
             return;
         };
         let every = first.passivation.sweep_every();
+        let cap = first.passivation.max_running;
         let over_cap = first.over_cap.clone();
         drop(first);
         let mut ticks = every.map(|every| {
@@ -458,7 +473,13 @@ impl Directory {
             if sweep {
                 directory.sweep();
             }
-            directory.evict();
+            // Actors still starting cannot stop yet: evict again until under the cap.
+            while directory.evict() > 0 || directory.running_count() > cap {
+                if directory.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                tokio::time::sleep(EVICTION_RETRY).await;
+            }
         }
     }
 }

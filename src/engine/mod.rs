@@ -217,7 +217,9 @@ impl Engine {
         &self.inner.links
     }
 
-    fn directory(&self) -> &Directory {
+    /// Where every user, product and coupon is (running or passive); tests and benchmarks
+    /// read its counts.
+    pub fn directory(&self) -> &Directory {
         &self.inner.links.directory
     }
 
@@ -233,8 +235,11 @@ impl Engine {
                 fsyncs: stats.fsyncs.load(std::sync::atomic::Ordering::Relaxed),
             }
         });
+        let (activations, passivations) = self.directory().activations();
         let readings = Readings {
             running_actors: (self.directory().running_count() + SERVICE_ACTORS) as u64,
+            activations,
+            passivations,
             journal,
         };
         self.links().metrics.render(readings)
