@@ -10,7 +10,7 @@
 
 mod residence;
 
-pub use residence::{IDLE_EPOCHS, Key, Kind, Passivation, Resident, Route, Undelivered};
+pub use residence::{Key, Kind, Passivation, Resident, Route, Undelivered};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,13 +24,15 @@ use ractor::{ActorId, ActorRef};
 use crate::actors::coupon::{CouponMessage, CouponState};
 use crate::actors::product::{ProductMessage, ProductState, StockBoard};
 use crate::actors::user::{PassiveUser, UserMessage, UserState};
+use crate::metrics::Metrics;
 use crate::model::{
     CouponId, OptionId, OrderId, ProductId, ProductOptionView, ProductView, UserId, Won,
 };
 use residence::Residence;
 
 /// How the directory starts an entity's actor from its state: spawned, not awaited (it is
-/// called under the entry's lock). The engine implements it (`src/engine/mod.rs`).
+/// called under the entry's lock). The engine implements it (`src/engine/mod.rs`). The actor
+/// reports to `Directory::activated` from its `pre_start`, with the moment it was asked for.
 pub trait Activate: Send + Sync {
     fn user(&self, state: UserState) -> Result<ActorRef<UserMessage>, String>;
     fn product(
@@ -142,10 +144,12 @@ pub struct Directory {
     passivation: Passivation,
     /// How long a sender waits for a passivating actor to hand its state back.
     call_timeout: Duration,
-    /// Every running entity actor, with the epoch of its last message (for the sweep).
+    /// Every running entity actor, with the time of its last message (for the sweep).
     running: Mutex<rustc_hash::FxHashMap<Key, Arc<AtomicU64>>>,
-    /// The sweep epoch: how many sweeps have run.
-    epoch: AtomicU64,
+    /// How many of those are passivating.
+    passivating: std::sync::atomic::AtomicUsize,
+    /// When the directory was made: the origin of `now_ms`.
+    born: tokio::time::Instant,
     /// Actors started and stopped so far.
     activations: AtomicU64,
     passivations: AtomicU64,
@@ -155,10 +159,16 @@ pub struct Directory {
     over_cap: Arc<tokio::sync::Notify>,
     /// Set when the engine stops: no actor starts any more.
     closed: std::sync::atomic::AtomicBool,
+    /// Where activation latency is recorded.
+    metrics: Arc<Metrics>,
 }
 
 impl Directory {
-    pub fn new(passivation: Passivation, call_timeout: Duration) -> Directory {
+    pub fn new(
+        passivation: Passivation,
+        call_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Directory {
         Directory {
             users: DashMap::default(),
             products: ArcSwap::default(),
@@ -168,12 +178,14 @@ impl Directory {
             passivation,
             call_timeout,
             running: Mutex::default(),
-            epoch: AtomicU64::new(0),
+            passivating: Default::default(),
+            born: tokio::time::Instant::now(),
             activations: AtomicU64::new(0),
             passivations: AtomicU64::new(0),
             passivated: tokio::sync::Notify::new(),
             over_cap: Arc::new(tokio::sync::Notify::new()),
             closed: std::sync::atomic::AtomicBool::new(false),
+            metrics,
         }
     }
 
@@ -182,6 +194,12 @@ impl Directory {
         if self.activate.set(activate).is_err() {
             tracing::error!("the directory's activation was set twice; the first one stays");
         }
+    }
+
+    /// An actor asked for at `since` has started (its `pre_start`).
+    pub fn activated(&self, since: tokio::time::Instant) {
+        let took = since.elapsed().as_secs_f64();
+        self.metrics.actor_activation_seconds.record(took);
     }
 
     fn activator(&self) -> Result<&dyn Activate, String> {
@@ -267,8 +285,8 @@ impl Directory {
         };
         let (balance, _, passive) = PassiveUser::from_state(state);
         entry.balance.store(balance, Ordering::Release);
-        entry.residence.passivated(actor, passive);
-        self.stopped((Kind::User, id));
+        let passivating = entry.residence.passivated(actor, passive);
+        self.stopped((Kind::User, id), passivating);
     }
 
     pub fn product(&self, id: ProductId) -> Option<Arc<ProductEntry>> {
@@ -299,8 +317,8 @@ impl Directory {
             return;
         };
         let mut residence = product.residence.write().expect("not poisoned");
-        residence.passivated(actor, state);
-        self.stopped((Kind::Product, id));
+        let passivating = residence.passivated(actor, state);
+        self.stopped((Kind::Product, id), passivating);
     }
 
     pub fn has_coupon(&self, id: CouponId) -> bool {
@@ -325,8 +343,8 @@ impl Directory {
         let Some(mut residence) = self.coupons.get_mut(&id) else {
             return;
         };
-        residence.passivated(actor, state);
-        self.stopped((Kind::Coupon, id));
+        let passivating = residence.passivated(actor, state);
+        self.stopped((Kind::Coupon, id), passivating);
     }
 
     /// Stops every running entity actor at once (the engine is stopping): messages still in
@@ -379,7 +397,7 @@ impl Resident for UserMessage {
             let balance = entry.balance.load(Ordering::Acquire);
             let route = entry
                 .residence
-                .route(directory.epoch(), activate, |passive| {
+                .route(directory.now_ms(), activate, |passive| {
                     passive.to_state(id, balance)
                 });
             if route.is_some() {
@@ -413,7 +431,7 @@ impl Resident for ProductMessage {
         let product = directory.product(id)?;
         {
             let residence = product.residence.read().expect("not poisoned");
-            let route = residence.route(directory.epoch(), activate, ProductState::clone);
+            let route = residence.route(directory.now_ms(), activate, ProductState::clone);
             if route.is_some() {
                 return route;
             }
@@ -440,7 +458,7 @@ impl Resident for CouponMessage {
     fn route(directory: &Directory, id: u64, activate: bool) -> Option<Route<Self, CouponState>> {
         {
             let residence = directory.coupons.get(&id)?;
-            let route = residence.route(directory.epoch(), activate, CouponState::clone);
+            let route = residence.route(directory.now_ms(), activate, CouponState::clone);
             if route.is_some() {
                 return route;
             }

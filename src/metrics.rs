@@ -88,6 +88,8 @@ pub struct Metrics {
     pub charges: Counter,
     pub charged_points: Counter,
     pub journal_fsync_seconds: Histogram,
+    /// From a message finding its entity passive to the entity's actor starting.
+    pub actor_activation_seconds: Histogram,
     pub journal_records_per_fsync: Histogram,
     pub snapshot_seconds: Histogram,
     pub snapshot_bytes: Gauge,
@@ -148,6 +150,7 @@ impl Metrics {
             charges: counter("commerce_charges_total"),
             charged_points: counter("commerce_charged_points_total"),
             journal_fsync_seconds: histogram("commerce_journal_fsync_duration_seconds"),
+            actor_activation_seconds: histogram("commerce_actor_activation_seconds"),
             journal_records_per_fsync: histogram("commerce_journal_records_per_fsync"),
             snapshot_seconds: histogram("commerce_snapshot_duration_seconds"),
             snapshot_bytes: gauge("commerce_snapshot_size_bytes"),
@@ -343,6 +346,12 @@ const DESCRIPTIONS: &[(Kind, &str, Option<Unit>, &str)] = &[
         "commerce_running_actors",
         None,
         "Actors running (users, products, coupons and services)",
+    ),
+    (
+        Kind::Histogram,
+        "commerce_actor_activation_seconds",
+        Some(Unit::Seconds),
+        "From a message finding its entity passive to the entity's actor starting",
     ),
     (
         Kind::Counter,

@@ -136,6 +136,8 @@ pub struct CouponActor {
     /// How issued coupons reach their users, and where the state goes back when the actor
     /// stops (the coupon is passive again).
     pub directory: Arc<Directory>,
+    /// When the directory asked for this actor (its activation latency ends in `pre_start`).
+    pub activated_at: tokio::time::Instant,
 }
 
 impl Actor for CouponActor {
@@ -148,6 +150,7 @@ impl Actor for CouponActor {
         _myself: ActorRef<Self::Msg>,
         state: CouponState,
     ) -> Result<Self::State, ActorProcessingErr> {
+        self.directory.activated(self.activated_at);
         Ok(state)
     }
 

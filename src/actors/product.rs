@@ -307,6 +307,8 @@ pub struct ProductActor {
     pub recorder: Recorder,
     /// Where the state goes back when the actor stops (the product is passive again).
     pub directory: Arc<Directory>,
+    /// When the directory asked for this actor (its activation latency ends in `pre_start`).
+    pub activated_at: tokio::time::Instant,
 }
 
 impl Actor for ProductActor {
@@ -319,6 +321,7 @@ impl Actor for ProductActor {
         _myself: ActorRef<Self::Msg>,
         state: ProductState,
     ) -> Result<Self::State, ActorProcessingErr> {
+        self.directory.activated(self.activated_at);
         Ok(state)
     }
 
@@ -589,7 +592,9 @@ mod tests {
             directory: Arc::new(Directory::new(
                 Default::default(),
                 std::time::Duration::from_secs(5),
+                Default::default(),
             )),
+            activated_at: tokio::time::Instant::now(),
         };
         let (product, handle) = Actor::spawn(None, actor, state).await.unwrap();
         let reply = ractor::call!(product, |reply| ProductMessage::Reserve {

@@ -458,6 +458,8 @@ pub enum UserMessage {
 
 pub struct UserActor {
     pub links: Arc<Links>,
+    /// When the directory asked for this actor (its activation latency ends in `pre_start`).
+    pub activated_at: tokio::time::Instant,
 }
 
 impl UserActor {
@@ -573,6 +575,7 @@ impl Actor for UserActor {
         _myself: ActorRef<Self::Msg>,
         state: UserState,
     ) -> Result<Self::State, ActorProcessingErr> {
+        self.links.directory.activated(self.activated_at);
         Ok(state)
     }
 

@@ -22,10 +22,11 @@
 //! - The state leaves the actor only in `post_stop`, after its last message.
 //! - Passivation writes nothing to disk: it moves the state, it does not change it.
 //!
-//! Idle actors are found by a sweep (`Directory::sweep`): each message routed to an entity
-//! stamps the current sweep epoch on it; an actor unstamped for `IDLE_EPOCHS` sweeps is
-//! passivated. Over `max_running` running actors, the least recently used are passivated at
-//! once (`Directory::evict`), idle or not.
+//! Idle actors are found by a sweep (`Directory::sweep`, every quarter of `passivate_after`):
+//! each message routed to an entity stamps the time on it; an actor unstamped for
+//! `passivate_after` is passivated, so it stops between 1 and 1.25 times `passivate_after`
+//! after its last message. Over `max_running` running actors, the least recently used are
+//! passivated at once (`Directory::evict`), idle or not.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,10 +36,8 @@ use ractor::{ActorId, ActorRef, Message, MessagingErr};
 
 use super::Directory;
 
-/// An actor unstamped for this many sweeps is idle. Sweeps come every `passivate_after /
-/// (IDLE_EPOCHS - 1)`, so an actor stops between `passivate_after` and `passivate_after ×
-/// IDLE_EPOCHS / (IDLE_EPOCHS - 1)` after its last message.
-pub const IDLE_EPOCHS: u64 = 5;
+/// Sweeps per `passivate_after`.
+const SWEEPS_PER_IDLE: u32 = 4;
 
 /// How long the sweeper waits between evictions while over the cap (actors it told to stop
 /// are handing their state back; actors still starting cannot be told yet).
@@ -66,7 +65,7 @@ impl Default for Passivation {
 impl Passivation {
     /// How often the sweep runs; `None` when every message passivates anyway.
     pub fn sweep_every(&self) -> Option<Duration> {
-        let every = self.after / (IDLE_EPOCHS - 1) as u32;
+        let every = self.after / SWEEPS_PER_IDLE;
         (!self.after.is_zero()).then_some(every.max(Duration::from_millis(1)))
     }
 }
@@ -82,7 +81,7 @@ pub enum Kind {
 /// One entity: its kind and id.
 pub type Key = (Kind, u64);
 
-/// A running actor and the sweep epoch of the last message routed to it.
+/// A running actor and when the last message was routed to it (`Directory::now_ms`).
 pub struct Running<M: Message> {
     pub actor: ActorRef<M>,
     last_message: Arc<AtomicU64>,
@@ -109,11 +108,11 @@ pub enum Route<M: Message, S> {
 }
 
 impl<M: Message, P> Residence<M, P> {
-    /// The running actor, stamped with `epoch`; `Wait` while passivating; `None` if passive.
-    fn route_to_actor<S>(&self, epoch: u64) -> Option<Route<M, S>> {
+    /// The running actor, stamped with `now` (ms); `Wait` while passivating; `None` if passive.
+    fn route_to_actor<S>(&self, now: u64) -> Option<Route<M, S>> {
         match self {
             Residence::Running(running) => {
-                running.last_message.store(epoch, Ordering::Relaxed);
+                running.last_message.store(now, Ordering::Relaxed);
                 Some(Route::Actor(running.actor.clone()))
             }
             Residence::Passivating => Some(Route::Wait),
@@ -125,13 +124,13 @@ impl<M: Message, P> Residence<M, P> {
     /// will `activate` (then `None`).
     pub fn route<S>(
         &self,
-        epoch: u64,
+        now: u64,
         activate: bool,
         copy: impl FnOnce(&P) -> S,
     ) -> Option<Route<M, S>> {
         match self {
             Residence::Passive(state) if !activate => Some(Route::Passive(copy(state))),
-            residence => residence.route_to_actor(epoch),
+            residence => residence.route_to_actor(now),
         }
     }
 
@@ -143,8 +142,8 @@ impl<M: Message, P> Residence<M, P> {
         key: Key,
         start: impl FnOnce(P) -> Result<ActorRef<M>, String>,
     ) -> Route<M, S> {
-        let epoch = directory.epoch();
-        if let Some(route) = self.route_to_actor(epoch) {
+        let now = directory.now_ms();
+        if let Some(route) = self.route_to_actor(now) {
             return route;
         }
         if directory.closed.load(Ordering::Acquire) {
@@ -159,7 +158,7 @@ impl<M: Message, P> Residence<M, P> {
         };
         match start(state) {
             Ok(actor) => {
-                let last_message = Arc::new(AtomicU64::new(epoch));
+                let last_message = Arc::new(AtomicU64::new(now));
                 directory.started(key, last_message.clone());
                 *self = Residence::Running(Running {
                     actor: actor.clone(),
@@ -177,13 +176,13 @@ impl<M: Message, P> Residence<M, P> {
     }
 
     /// Closes the running actor's mailbox and marks the entry passivating (call under the
-    /// entry's write lock). With `idle_before`, only if no message was routed to it since that
-    /// epoch. Returns whether it began.
+    /// entry's write lock). With `idle_before` (ms), only if no message was routed to it since.
+    /// Returns whether it began.
     pub fn passivate(&mut self, idle_before: Option<u64>) -> bool {
         let Residence::Running(running) = self else {
             return false;
         };
-        if idle_before.is_some_and(|epoch| running.last_message.load(Ordering::Relaxed) > epoch) {
+        if idle_before.is_some_and(|at| running.last_message.load(Ordering::Relaxed) > at) {
             return false;
         }
         // An actor still starting cannot drain yet (ractor would refuse to start it); the next
@@ -199,17 +198,19 @@ impl<M: Message, P> Residence<M, P> {
     }
 
     /// Takes the state back from the actor `actor` that just stopped (call under the entry's
-    /// write lock, from the actor's `post_stop`).
-    pub fn passivated(&mut self, actor: ActorId, state: P) {
-        match self {
-            Residence::Passivating => {}
-            Residence::Running(running) if running.actor.get_id() == actor => {}
+    /// write lock, from the actor's `post_stop`). Returns whether it was passivating (rather
+    /// than stopped with the engine).
+    pub fn passivated(&mut self, actor: ActorId, state: P) -> bool {
+        let passivating = match self {
+            Residence::Passivating => true,
+            Residence::Running(running) if running.actor.get_id() == actor => false,
             _ => {
                 tracing::error!(%actor, "a stopped actor's state does not belong to its entry");
-                return;
+                return false;
             }
-        }
+        };
         *self = Residence::Passive(state);
+        passivating
     }
 
     /// The running actor, if there is one.
@@ -339,13 +340,23 @@ impl Directory {
     /// it passivates at once.
     pub fn handled<M: Resident>(&self, id: u64) {
         if self.passivation.after.is_zero() {
-            M::passivate(self, id, None);
+            self.begin_passivation::<M>(id, None);
         }
     }
 
-    /// The current sweep epoch.
-    pub fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Relaxed)
+    /// Begins passivating entity `id` of `M`'s kind (see `Residence::passivate`).
+    fn begin_passivation<M: Resident>(&self, id: u64, idle_before: Option<u64>) -> bool {
+        let begun = M::passivate(self, id, idle_before);
+        if begun {
+            self.passivating.fetch_add(1, Ordering::Relaxed);
+        }
+        begun
+    }
+
+    /// Milliseconds since the directory was made, on tokio's clock (so the paused clock of
+    /// tests moves it).
+    pub fn now_ms(&self) -> u64 {
+        self.born.elapsed().as_millis() as u64
     }
 
     /// Registers a started actor; over `max_running`, wakes the sweeper to evict.
@@ -362,7 +373,10 @@ impl Directory {
     }
 
     /// Forgets a stopped actor and wakes whoever waits for a state to come back.
-    pub(super) fn stopped(&self, key: Key) {
+    pub(super) fn stopped(&self, key: Key, was_passivating: bool) {
+        if was_passivating {
+            self.passivating.fetch_sub(1, Ordering::Relaxed);
+        }
         self.passivations.fetch_add(1, Ordering::Relaxed);
         self.running.lock().expect("not poisoned").remove(&key);
         self.passivated.notify_waiters();
@@ -390,17 +404,17 @@ impl Directory {
     fn passivate(&self, (kind, id): Key, idle_before: Option<u64>) -> bool {
         use crate::actors::{coupon::CouponMessage, product::ProductMessage, user::UserMessage};
         match kind {
-            Kind::User => UserMessage::passivate(self, id, idle_before),
-            Kind::Product => ProductMessage::passivate(self, id, idle_before),
-            Kind::Coupon => CouponMessage::passivate(self, id, idle_before),
+            Kind::User => self.begin_passivation::<UserMessage>(id, idle_before),
+            Kind::Product => self.begin_passivation::<ProductMessage>(id, idle_before),
+            Kind::Coupon => self.begin_passivation::<CouponMessage>(id, idle_before),
         }
     }
 
-    /// One sweep: advances the epoch and passivates every actor idle for `IDLE_EPOCHS`.
-    /// Returns how many began passivating.
+    /// One sweep: passivates every actor without a message for `passivate_after`. Returns
+    /// how many began passivating.
     pub fn sweep(&self) -> usize {
-        let epoch = self.epoch.fetch_add(1, Ordering::Relaxed) + 1;
-        let Some(idle_before) = epoch.checked_sub(IDLE_EPOCHS) else {
+        let after_ms = self.passivation.after.as_millis() as u64;
+        let Some(idle_before) = self.now_ms().checked_sub(after_ms) else {
             return 0;
         };
         let idle: Vec<Key> = {
@@ -416,27 +430,41 @@ impl Directory {
             .count()
     }
 
-    /// Over `max_running`: passivates the least recently used actors, idle or not, down to
-    /// nine tenths of the cap (so a burst does not evict on every activation). Returns how
-    /// many began passivating.
+    /// How many running actors are not already passivating.
+    fn staying(&self) -> usize {
+        let running = self.running.lock().expect("not poisoned").len();
+        running.saturating_sub(self.passivating.load(Ordering::Relaxed))
+    }
+
+    /// Over `max_running` (not counting actors already passivating): passivates the least
+    /// recently used actors, idle or not, down to nine tenths of the cap, so a burst does not
+    /// evict on every activation. Returns how many it could not stop yet (still starting).
     pub fn evict(&self) -> usize {
         let cap = self.passivation.max_running;
+        let staying = self.staying();
+        if staying <= cap {
+            return 0;
+        }
+        let excess = staying - cap * 9 / 10;
         let mut by_age: Vec<(u64, Key)> = {
             let running = self.running.lock().expect("not poisoned");
-            if running.len() <= cap {
-                return 0;
-            }
             running
                 .iter()
                 .map(|(key, last)| (last.load(Ordering::Relaxed), *key))
                 .collect()
         };
-        let excess = by_age.len() - cap * 9 / 10;
-        by_age.select_nth_unstable(excess - 1);
-        by_age[..excess]
+        // Actors already passivating are among the oldest too; taking `excess` more than them
+        // is harmless (each refuses), and finding them would cost a lock per actor.
+        let take = (excess + self.passivating.load(Ordering::Relaxed)).min(by_age.len());
+        if take < by_age.len() {
+            by_age.select_nth_unstable(take);
+        }
+        let begun = by_age[..take]
             .iter()
             .filter(|(_, key)| self.passivate(*key, None))
-            .count()
+            .take(excess)
+            .count();
+        excess - begun
     }
 
     /// Runs sweeps every `sweep_every` and evictions whenever the cap is passed, until the
@@ -446,7 +474,6 @@ impl Directory {
             return;
         };
         let every = first.passivation.sweep_every();
-        let cap = first.passivation.max_running;
         let over_cap = first.over_cap.clone();
         drop(first);
         let mut ticks = every.map(|every| {
@@ -474,7 +501,7 @@ impl Directory {
                 directory.sweep();
             }
             // Actors still starting cannot stop yet: evict again until under the cap.
-            while directory.evict() > 0 || directory.running_count() > cap {
+            while directory.evict() > 0 {
                 if directory.closed.load(Ordering::Acquire) {
                     return;
                 }

@@ -138,7 +138,11 @@ impl Engine {
         let (data_platform, _) = Actor::spawn(None, data_platform, state.data_platform)
             .await
             .map_err(spawn_failed)?;
-        let directory = Arc::new(Directory::new(config.passivation, config.call_timeout));
+        let directory = Arc::new(Directory::new(
+            config.passivation,
+            config.call_timeout,
+            config.metrics.clone(),
+        ));
         let links = Arc::new(Links {
             directory: directory.clone(),
             gate: Arc::new(Gate::default()),
@@ -506,12 +510,11 @@ fn spawn_now<A: Actor>(actor: A, state: A::Arguments) -> Result<ActorRef<A::Msg>
 
 impl Activate for Spawner {
     fn user(&self, state: UserState) -> Result<ActorRef<UserMessage>, String> {
-        spawn_now(
-            UserActor {
-                links: self.links()?,
-            },
-            state,
-        )
+        let actor = UserActor {
+            links: self.links()?,
+            activated_at: tokio::time::Instant::now(),
+        };
+        spawn_now(actor, state)
     }
 
     fn product(
@@ -524,6 +527,7 @@ impl Activate for Spawner {
             board,
             recorder: links.recorder.clone(),
             directory: links.directory.clone(),
+            activated_at: tokio::time::Instant::now(),
         };
         spawn_now(actor, state)
     }
@@ -533,6 +537,7 @@ impl Activate for Spawner {
         let actor = CouponActor {
             recorder: links.recorder.clone(),
             directory: links.directory.clone(),
+            activated_at: tokio::time::Instant::now(),
         };
         spawn_now(actor, state)
     }
