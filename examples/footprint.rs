@@ -75,9 +75,10 @@ async fn main() {
         .into_state(&Limits::default())
         .unwrap();
     let parsed = started.elapsed();
-    let engine = Engine::start(EngineConfig::default(), Clock::system(), state)
+    let engine = Engine::start(EngineConfig::default(), Clock::system(), &state)
         .await
         .unwrap();
+    drop(state); // the server hands it to the journal's replica instead
     let ready = started.elapsed();
     tokio::time::sleep(Duration::from_secs(5)).await; // idle
     let retained = rss_kib();

@@ -60,7 +60,7 @@ async fn main() {
         order_expiry: Duration::from_secs(86_400),
         ..EngineConfig::default()
     };
-    let engine = Engine::start(config, Clock::system(), seed.into_state(&limits).unwrap())
+    let engine = Engine::start(config, Clock::system(), &seed.into_state(&limits).unwrap())
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;

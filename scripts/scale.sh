@@ -72,6 +72,8 @@ sleep 10
 echo "idle RSS after start: $(rss_mib "$pid") MiB; running actors $(metric commerce_running_actors)"
 echo "charges to random users of all $USERS (cold): $(charges "$USERS")"
 echo "  activations $(metric commerce_actor_activations_total), running actors $(metric commerce_running_actors), RSS $(rss_mib "$pid") MiB"
+echo "  activation latency (histogram buckets, cumulative):"
+curl -sf "http://$ADDR/metrics" | awk '/^commerce_actor_activation_seconds_bucket/ {print "    " $0}'
 echo "charges to random users of 1000 (hot):      $(charges 1000)"
 kill -9 "$pid"
 wait "$pid" 2>/dev/null || true

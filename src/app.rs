@@ -110,7 +110,6 @@ pub async fn open(
     .await
     .map_err(|error| StartError::Config(format!("recovery failed: {error}")))??;
     let start = journal::Start {
-        state: recovered.state.clone(),
         position: recovered.position,
         next_sequence: recovered.next_sequence,
         next_snapshot: recovered.next_snapshot,
@@ -129,8 +128,9 @@ pub async fn open(
         )));
     }
     let metrics = config.metrics.clone();
-    let journal = Journal::open(storage.journal, start, storage.faults, metrics)?;
+    let (journal, replica) = Journal::open(storage.journal, start, storage.faults, metrics)?;
     let mut state = recovered.state;
+    let mut position = recovered.position;
     let mut unfinished = recovered.unfinished;
     // A crash between storing archived orders and recording it left them in both places.
     unfinished.extend(archived_twice(&state, &archive).map_err(StartError::Config)?);
@@ -138,11 +138,12 @@ pub async fn open(
         state
             .apply(record.clone())
             .map_err(|error| StartError::Config(format!("finishing a crash: {error}")))?;
-        journal.append(record);
+        position = journal.append(record);
     }
     config.journal = Some(journal);
     config.archive = Some(archive);
-    let engine = Engine::start(config, clock, state).await?;
+    let engine = Engine::start(config, clock, &state).await?;
+    replica.start(state, position);
     if !recovered.from_snapshot {
         engine.snapshot().await?;
     }

@@ -119,9 +119,9 @@ pub struct UserEntry {
 }
 
 impl UserEntry {
-    /// A passive user.
-    pub fn new(state: UserState) -> UserEntry {
-        let (balance, pending, passive) = PassiveUser::from_state(state);
+    /// A passive user with a copy of `state` (only its orders and coupons take any copying).
+    pub fn new(state: &UserState) -> UserEntry {
+        let (balance, pending, passive) = PassiveUser::from_state(state.clone());
         UserEntry {
             balance: AtomicU64::new(balance),
             pending_orders: AtomicU64::new(pending),
@@ -164,13 +164,15 @@ pub struct Directory {
 }
 
 impl Directory {
+    /// A directory sized for `users` users (growing a map of millions costs a copy of it).
     pub fn new(
         passivation: Passivation,
         call_timeout: Duration,
         metrics: Arc<Metrics>,
+        users: usize,
     ) -> Directory {
         Directory {
-            users: DashMap::default(),
+            users: DashMap::with_capacity_and_hasher(users, Fx::default()),
             products: ArcSwap::default(),
             coupons: DashMap::default(),
             order_buyers: DashMap::default(),

@@ -72,7 +72,13 @@ impl EngineState {
     /// Raises each counter above the largest id in use, so ids given later never collide.
     /// Reserved stock counts: an order id that holds stock is taken even before its order is.
     pub fn fit_counters(&mut self) {
-        let ids = &mut self.ids;
+        self.ids = self.fitted_counters();
+    }
+
+    /// The id counters raised above every id in use (see `fit_counters`).
+    pub fn fitted_counters(&self) -> IdCounters {
+        let mut counters = self.ids;
+        let ids = &mut counters;
         for user in self.users.values() {
             above(&mut ids.next_user_id, user.id);
             for &order_id in user.orders.keys() {
@@ -91,6 +97,7 @@ impl EngineState {
         for coupon in self.coupons.values() {
             above(&mut ids.next_coupon_id, coupon.id);
         }
+        counters
     }
 
     /// Points every order line at its product's name. A decoded order carries its own copy

@@ -250,7 +250,7 @@ async fn an_ended_order_moves_once_archive_after_has_passed_since_it_ended() {
     config.archive = Some(Archive::open(dir.path()).unwrap());
     config.archive_after = archive_after;
     let start = commerce_engine::clock::Timestamp::parse(helpers::START).unwrap();
-    let engine = Engine::start(config, Clock::starting_at(start), seed())
+    let engine = Engine::start(config, Clock::starting_at(start), &seed())
         .await
         .unwrap();
     let order = engine.place_order(1, mug(1)).await.unwrap();

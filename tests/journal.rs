@@ -332,7 +332,7 @@ async fn rebuilt_exactly(passivation: Passivation) {
 
 #[tokio::test]
 async fn an_engine_without_a_journal_has_no_snapshots() {
-    let engine = Engine::start(EngineConfig::default(), Clock::system(), seed())
+    let engine = Engine::start(EngineConfig::default(), Clock::system(), &seed())
         .await
         .unwrap();
     assert!(engine.journal().is_none());

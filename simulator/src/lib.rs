@@ -130,7 +130,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
                 order_expiry: options.expiry,
                 ..EngineConfig::default()
             };
-            let engine = Engine::start(config, Clock::system(), state)
+            let engine = Engine::start(config, Clock::system(), &state)
                 .await
                 .map_err(|error| error.to_string())?;
             let report = simulate(engine.clone(), options, seed, "embedded").await;

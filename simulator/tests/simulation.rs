@@ -302,7 +302,9 @@ async fn the_audit_catches_a_broken_invariant() {
         order_expiry: options.expiry,
         ..EngineConfig::default()
     };
-    let engine = Engine::start(config, Clock::system(), state).await.unwrap();
+    let engine = Engine::start(config, Clock::system(), &state)
+        .await
+        .unwrap();
     let shop = LyingShop {
         engine,
         calls: Default::default(),

@@ -593,6 +593,7 @@ mod tests {
                 Default::default(),
                 std::time::Duration::from_secs(5),
                 Default::default(),
+                0,
             )),
             activated_at: tokio::time::Instant::now(),
         };

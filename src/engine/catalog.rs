@@ -232,7 +232,7 @@ impl Engine {
             user_id: id,
             balance,
         });
-        self.add_user(UserState::new(id, balance))?;
+        self.add_user(&UserState::new(id, balance))?;
         self.once_durable(Ok((id, balance))).await
     }
 

@@ -116,10 +116,9 @@ impl Engine {
     pub async fn start(
         config: EngineConfig,
         clock: Clock,
-        mut state: EngineState,
+        state: &EngineState,
     ) -> Result<Engine, EngineError> {
-        state.fit_counters();
-        let (sales, _) = Actor::spawn(None, SalesActor, state.sales)
+        let (sales, _) = Actor::spawn(None, SalesActor, state.sales.clone())
             .await
             .map_err(spawn_failed)?;
         let recorder = Recorder::new(config.journal.clone());
@@ -135,13 +134,14 @@ impl Engine {
             recorder: recorder.clone(),
             metrics: config.metrics.clone(),
         };
-        let (data_platform, _) = Actor::spawn(None, data_platform, state.data_platform)
+        let (data_platform, _) = Actor::spawn(None, data_platform, state.data_platform.clone())
             .await
             .map_err(spawn_failed)?;
         let directory = Arc::new(Directory::new(
             config.passivation,
             config.call_timeout,
             config.metrics.clone(),
+            state.users.len(),
         ));
         let links = Arc::new(Links {
             directory: directory.clone(),
@@ -171,7 +171,7 @@ impl Engine {
                 links,
                 supervisor,
                 order_expiry: config.order_expiry,
-                ids: Ids::new(state.ids),
+                ids: Ids::new(state.fitted_counters()),
                 archive: std::sync::RwLock::new(config.archive.clone()),
                 archivist: std::sync::Mutex::new(None),
                 stop_archivist: Arc::new(tokio::sync::Notify::new()),
@@ -179,15 +179,10 @@ impl Engine {
                 sweeper,
             }),
         };
-        directory.insert_products(
-            state
-                .products
-                .into_values()
-                .map(ProductEntry::new)
-                .collect(),
-        );
-        for coupon in state.coupons.into_values() {
-            directory.insert_coupon(coupon);
+        let products = state.products.values().cloned().map(ProductEntry::new);
+        directory.insert_products(products.collect());
+        for coupon in state.coupons.values() {
+            directory.insert_coupon(coupon.clone());
         }
         let ended: Vec<(UserId, OrderId)> = state
             .users
@@ -196,7 +191,7 @@ impl Engine {
             .filter(|order| order.status != OrderStatus::Pending)
             .map(|order| (order.user_id, order.order_id))
             .collect();
-        for user in state.users.into_values() {
+        for user in state.users.values() {
             engine.add_user(user)?;
         }
         engine.start_archivist(config.archive_after, ended_reports, ended);
@@ -309,23 +304,16 @@ impl Engine {
 
     /// Registers a passive user and what the engine keeps of its orders: who bought each, and
     /// the deadlines of the PENDING ones.
-    fn add_user(&self, state: UserState) -> Result<(), EngineError> {
+    fn add_user(&self, state: &UserState) -> Result<(), EngineError> {
         let id = state.id;
-        let pending: Vec<_> = state
-            .orders
-            .values()
-            .filter(|order| order.status == OrderStatus::Pending)
-            .map(|order| (order.order_id, order.expires_at))
-            .collect();
-        let order_ids: Vec<_> = state.orders.keys().copied().collect();
         if !self.directory().insert_user(id, UserEntry::new(state)) {
             return Err(EngineError::UserExists(id));
         }
-        for order_id in order_ids {
-            self.directory().insert_order(order_id, id);
-        }
-        for (order_id, expires_at) in pending {
-            self.arm(order_id, id, expires_at);
+        for order in state.orders.values() {
+            self.directory().insert_order(order.order_id, id);
+            if order.status == OrderStatus::Pending {
+                self.arm(order.order_id, id, order.expires_at);
+            }
         }
         Ok(())
     }

@@ -54,11 +54,12 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub fn new(options: &JournalOptions, start: Start, shared: Arc<Shared>) -> Checkpointer {
+    /// A checkpointer with no replica yet: `run` waits for it first.
+    pub fn new(options: &JournalOptions, start: &Start, shared: Arc<Shared>) -> Checkpointer {
         Checkpointer {
             dir: options.dir.clone(),
             keep: options.keep,
-            state: start.state,
+            state: EngineState::default(),
             position: start.position,
             next_snapshot: start.next_snapshot,
             diverged: None,
@@ -66,7 +67,13 @@ impl Checkpointer {
         }
     }
 
-    pub fn run(mut self, batches: Receiver<ToCheckpoint>) {
+    /// Takes the replica (the recovered state and the last record in it), then applies what
+    /// the writer hands over. Without a replica (the journal was dropped first) it stops.
+    pub fn run(mut self, replica: Receiver<(EngineState, u64)>, batches: Receiver<ToCheckpoint>) {
+        let Ok((state, position)) = replica.recv() else {
+            return;
+        };
+        (self.state, self.position) = (state, position);
         while let Ok(message) = batches.recv() {
             if !self.handle(message) {
                 return;
@@ -105,7 +112,10 @@ impl Checkpointer {
     }
 
     fn apply(&mut self, records: Vec<(u64, Record)>) {
-        for (sequence, record) in records {
+        // Records up to the replica's position are in it already (fix-ups recovery applied
+        // before handing the state over).
+        let applied = self.position;
+        for (sequence, record) in records.into_iter().filter(|(s, _)| *s > applied) {
             if self.diverged.is_none()
                 && let Err(error) = self.state.apply(record)
             {

@@ -170,10 +170,9 @@ pub struct Stats {
     pub snapshot_failures: AtomicU64,
 }
 
-/// Where the journal starts: the recovered state (the checkpointer's replica), the last
-/// sequence it includes, and the numbers to continue from.
+/// Where the journal starts: the last sequence the recovered state includes, and the numbers
+/// to continue from. The state itself comes later, through `Replica`.
 pub struct Start {
-    pub state: EngineState,
     pub position: u64,
     pub next_sequence: u64,
     pub next_snapshot: u64,
@@ -219,6 +218,20 @@ async fn relay(mut written: watch::Receiver<u64>, shared: std::sync::Weak<Shared
     }
 }
 
+/// Where the recovered state goes once the engine has started from it: the checkpointer's
+/// replica, which snapshots are written from.
+pub struct Replica(std::sync::mpsc::Sender<(EngineState, u64)>);
+
+impl Replica {
+    /// Hands over the state, which includes every record up to `position` (recovery's fix-ups
+    /// too); the checkpointer skips those records when they come through the journal.
+    pub fn start(self, state: EngineState, position: u64) {
+        if self.0.send((state, position)).is_err() {
+            tracing::error!("the journal's checkpointer has stopped: no snapshot will be written");
+        }
+    }
+}
+
 /// The handle actors and the engine append through. Cheap to clone.
 #[derive(Clone)]
 pub struct Journal {
@@ -236,13 +249,15 @@ impl std::fmt::Debug for Journal {
 
 impl Journal {
     /// Starts the writer (a new segment from `start.next_sequence`) and the checkpointer, and
-    /// on the current tokio runtime the task that tells waiters what is durable.
+    /// on the current tokio runtime the task that tells waiters what is durable. The
+    /// checkpointer applies nothing until it is given its replica (`Replica::start`), so the
+    /// engine can start from the recovered state before the state moves there: no copy.
     pub fn open(
         options: JournalOptions,
         start: Start,
         faults: Option<Faults>,
         metrics: Arc<Metrics>,
-    ) -> Result<Journal, SnapshotError> {
+    ) -> Result<(Journal, Replica), SnapshotError> {
         let last = start.next_sequence - 1;
         let (durable, _) = watch::channel(last);
         let (written, _) = watch::channel(last);
@@ -265,10 +280,11 @@ impl Journal {
                 source,
             })?;
         let (to_checkpoint, batches) = std::sync::mpsc::channel();
-        let checkpointer = checkpoint::Checkpointer::new(&options, start, shared.clone());
+        let (replica, replica_state) = std::sync::mpsc::channel();
+        let checkpointer = checkpoint::Checkpointer::new(&options, &start, shared.clone());
         let checkpoint = std::thread::Builder::new()
             .name("journal-checkpoint".into())
-            .spawn(move || checkpointer.run(batches))
+            .spawn(move || checkpointer.run(replica_state, batches))
             .map_err(|source| SnapshotError::Io {
                 path: options.dir.clone(),
                 source,
@@ -283,7 +299,7 @@ impl Journal {
             })?;
         *shared.threads.lock().expect("not poisoned") = vec![writer, checkpoint];
         tokio::spawn(relay(shared.written.subscribe(), Arc::downgrade(&shared)));
-        Ok(Journal { shared })
+        Ok((Journal { shared }, Replica(replica)))
     }
 
     /// Queues a record and returns its sequence number. Never waits for the disk.

@@ -142,7 +142,7 @@ pub async fn engine_with_expiry_and(
         passivation,
         ..config(expiry)
     };
-    Engine::start(config, clock, state)
+    Engine::start(config, clock, &state)
         .await
         .expect("engine starts")
 }
