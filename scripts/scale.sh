@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Scale: the real server on a large catalog (issue 10's benchmark). For USERS users, 100,000
 # products (2 options each) and 10,000 coupons:
-#   1. start from the seed (a fresh state directory): seconds until /health answers, and the
-#      idle RSS once it has settled;
+#   1. start from the seed (a fresh state directory; three times, as the kernel's memory state
+#      after the previous process moves the time by seconds): seconds until /health answers,
+#      and the idle RSS once the first snapshot is written and the server has settled;
 #   2. activation under load: wrk charges 1 point to random users of all USERS (nearly every
 #      request finds its user passive and starts its actor), then to 1,000 users only (their
 #      actors stay running), with latency percentiles; activations from /metrics;
 #   3. restore: kill -9, start again on the same directory (the snapshot written at the first
-#      start plus every charge above in the journal): seconds until /health answers, idle RSS.
+#      start plus every charge above in the journal), three times: seconds until /health
+#      answers, idle RSS.
 # Usage: scripts/scale.sh [USERS]      (default 10000000; needs wrk, installed if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,18 +68,33 @@ charges() {
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}')"
 echo "catalog: $USERS users, $PRODUCTS products x 2 options, $COUPONS coupons"
-start
-echo "start from the seed: $took s"
+stop() {
+  kill -9 "$pid"
+  wait "$pid" 2>/dev/null || true
+  sleep 2 # let the kernel take the memory back
+}
+
+for round in 1 2 3; do
+  [ "$round" -gt 1 ] && stop
+  rm -rf "$work/state"
+  start
+  echo "start from the seed: $took s"
+done
+until [ -n "$(metric commerce_snapshot_age_seconds)" ]; do sleep 0.5; done
 sleep 10
-echo "idle RSS after start: $(rss_mib "$pid") MiB; running actors $(metric commerce_running_actors)"
+echo "idle RSS after start (first snapshot written): $(rss_mib "$pid") MiB; running actors $(metric commerce_running_actors)"
 echo "charges to random users of all $USERS (cold): $(charges "$USERS")"
 echo "  activations $(metric commerce_actor_activations_total), running actors $(metric commerce_running_actors), RSS $(rss_mib "$pid") MiB"
-echo "  activation latency (histogram buckets, cumulative):"
-curl -sf "http://$ADDR/metrics" | awk '/^commerce_actor_activation_seconds_bucket/ {print "    " $0}'
+echo "  activation latency: $(curl -sf "http://$ADDR/metrics" | awk '
+  /^commerce_actor_activation_seconds_bucket\{le="0.0001"\}/ {a = $2}
+  /^commerce_actor_activation_seconds_bucket\{le="0.001"\}/ {b = $2}
+  /^commerce_actor_activation_seconds_count/ {n = $2}
+  END {printf "%.2f%% within 100 us, %.2f%% within 1 ms, of %d", 100 * a / n, 100 * b / n, n}')"
 echo "charges to random users of 1000 (hot):      $(charges 1000)"
-kill -9 "$pid"
-wait "$pid" 2>/dev/null || true
-start
-echo "restore from snapshot + journal after kill -9: $took s"
+for round in 1 2 3; do
+  stop
+  start
+  echo "restore from snapshot + journal after kill -9: $took s"
+done
 sleep 10
 echo "idle RSS after restore: $(rss_mib "$pid") MiB"
