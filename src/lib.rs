@@ -9,6 +9,7 @@
 //!   -> src/http/routes.rs      warp filters: method + path + body limit + JSON -> request type
 //!   -> src/http/handlers.rs    request type -> one Engine call -> reply (no business logic here)
 //!   -> src/engine/             Engine: the one cloneable handle; one async fn per use case
+//!   -> src/directory.rs        the entity's actor, started from its passive state if need be
 //!   -> src/actors/*.rs         one actor per user / product stock / coupon; order supervisor
 //!   -> pure state methods      plain synchronous fns on the actor's state, unit-tested directly
 //!   -> src/journal/            each change appended as a record; the reply waits for its fsync

@@ -476,34 +476,34 @@ impl UserActor {
         self.links.directory.release_pending_slot(user_id);
     }
 
-    /// Casts `message` to each product the order holds stock of.
-    async fn tell_products(&self, order: &Order, message: impl Fn() -> ProductMessage) {
+    /// Releases the order's stock on each of its products and waits until each has applied
+    /// it: whoever sees the order EXPIRED or CANCELLED (in a reply from here, or in a read
+    /// queued behind this message) sees its stock orderable again.
+    async fn release_stock(&self, order: &Order) {
+        let order_id = order.order_id;
         for product_id in products_of(order) {
-            let sent = self.links.directory.send(product_id, message()).await;
-            if let Err(error) = sent {
-                tracing::error!(
-                    order_id = order.order_id,
-                    product_id,
-                    ?error,
-                    "could not reach a product"
-                );
+            let released = self
+                .links
+                .directory
+                .ask(product_id, |reply| ProductMessage::Release {
+                    order_id,
+                    reply: Some(reply),
+                })
+                .await;
+            if let Err(error) = released {
+                tracing::error!(order_id, product_id, ?error, "could not release stock");
             }
         }
     }
 
-    async fn release_stock(&self, order: &Order) {
-        let order_id = order.order_id;
-        self.tell_products(order, || ProductMessage::Release {
-            order_id,
-            reply: None,
-        })
-        .await;
-    }
-
     async fn settle_payment(&self, order: &Order) {
         let order_id = order.order_id;
-        self.tell_products(order, || ProductMessage::Commit { order_id })
-            .await;
+        for product_id in products_of(order) {
+            let commit = ProductMessage::Commit { order_id };
+            if let Err(error) = self.links.directory.send(product_id, commit).await {
+                tracing::error!(order_id, product_id, ?error, "could not commit stock");
+            }
+        }
         let Some(record) = OrderPaid::of(order) else {
             return;
         };

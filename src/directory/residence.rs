@@ -42,6 +42,7 @@ const SWEEPS_PER_IDLE: u32 = 4;
 /// How long the sweeper waits between evictions while over the cap (actors it told to stop
 /// are handing their state back; actors still starting cannot be told yet).
 const EVICTION_RETRY: Duration = Duration::from_millis(1);
+const EVICTION_RETRIES: usize = 1_000;
 
 /// When actors stop (`actors.passivate_after`, `actors.max_running`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +58,7 @@ impl Default for Passivation {
     fn default() -> Self {
         Passivation {
             after: Duration::from_secs(120),
-            max_running: 100_000,
+            max_running: 250_000,
         }
     }
 }
@@ -112,7 +113,11 @@ impl<M: Message, P> Residence<M, P> {
     fn route_to_actor<S>(&self, now: u64) -> Option<Route<M, S>> {
         match self {
             Residence::Running(running) => {
-                running.last_message.store(now, Ordering::Relaxed);
+                // Written only when the millisecond changed: a hot entity's stamp is then read
+                // far more often than written, instead of bouncing between cores.
+                if running.last_message.load(Ordering::Relaxed) != now {
+                    running.last_message.store(now, Ordering::Relaxed);
+                }
                 Some(Route::Actor(running.actor.clone()))
             }
             Residence::Passivating => Some(Route::Wait),
@@ -500,10 +505,12 @@ impl Directory {
             if sweep {
                 directory.sweep();
             }
-            // Actors still starting cannot stop yet: evict again until under the cap.
-            while directory.evict() > 0 {
-                if directory.closed.load(Ordering::Acquire) {
-                    return;
+            // Actors still starting cannot stop yet: evict again until under the cap (a
+            // bounded number of times: an actor that died without handing its state back
+            // never stops, and must not keep the sweeper spinning).
+            for _ in 0..EVICTION_RETRIES {
+                if directory.evict() == 0 || directory.closed.load(Ordering::Acquire) {
+                    break;
                 }
                 tokio::time::sleep(EVICTION_RETRY).await;
             }

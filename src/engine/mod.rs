@@ -318,7 +318,7 @@ impl Engine {
                         Some(&to) => users.range(from..to),
                         None => users.range(from..),
                     };
-                    scope.spawn(move || part.map(|(_, user)| self.add_user(user)).collect())
+                    scope.spawn(move || { part }.try_for_each(|(_, user)| self.add_user(user)))
                 })
                 .collect();
             parts.into_iter().try_for_each(|part| {

@@ -399,15 +399,8 @@ impl Engine {
                 reply,
             })
             .await?;
-        if paid == Err(PaymentError::OrderExpired(order_id)) {
-            // The payment may have been what expired it: answer once the stock is back.
-            let order = self
-                .ask_user(user_id, |reply| UserMessage::Order { order_id, reply })
-                .await?;
-            if let Some(order) = order {
-                self.await_release(&order).await?;
-            }
-        }
+        // If the payment was what expired the order, its stock is back already: the buyer's
+        // actor waits for the release before it replies.
         drop(admitted);
         if paid.is_ok() {
             self.disarm(order_id);
@@ -426,7 +419,8 @@ impl Engine {
         self.once_durable(paid.map_err(EngineError::from)).await
     }
 
-    /// Cancels a PENDING order of `user_id`'s and returns it once its stock is orderable again.
+    /// Cancels a PENDING order of `user_id`'s and returns it once its stock is orderable again
+    /// (the buyer's actor waits for the release before it replies).
     pub async fn cancel(&self, order_id: OrderId, user_id: UserId) -> Result<Order, EngineError> {
         let admitted = self.links().gate.enter().await;
         let now = self.clock().now();
@@ -438,9 +432,8 @@ impl Engine {
                 reply,
             })
             .await?;
-        if let Ok(order) = &cancelled {
+        if cancelled.is_ok() {
             self.disarm(order_id);
-            self.await_release(order).await?;
         }
         drop(admitted);
         let cancelled = match cancelled {
@@ -454,27 +447,6 @@ impl Engine {
         };
         self.once_durable(cancelled.map_err(EngineError::from))
             .await
-    }
-
-    /// Waits until the releases an expired or cancelled order's buyer cast are applied: a
-    /// second, answered release (a no-op) queued behind them in each product's mailbox.
-    async fn await_release(&self, order: &Order) -> Result<(), EngineError> {
-        let order_id = order.order_id;
-        let products: BTreeSet<ProductId> =
-            order.items.iter().map(|item| item.product_id).collect();
-        for product_id in products {
-            let released = self
-                .ask_product(product_id, |reply| ProductMessage::Release {
-                    order_id,
-                    reply: Some(reply),
-                })
-                .await;
-            match released {
-                Err(EngineError::ProductNotFound(_)) => {}
-                released => released?,
-            }
-        }
-        Ok(())
     }
 }
 
