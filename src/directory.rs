@@ -274,9 +274,7 @@ impl Directory {
 
     /// Every user id, ascending.
     pub fn user_ids(&self) -> Vec<UserId> {
-        let mut users: Vec<_> = self.users.iter().map(|entry| *entry.key()).collect();
-        users.sort_unstable();
-        users
+        sorted_keys(&self.users)
     }
 
     /// Takes back the state of user `state.id`'s actor `actor`, which just stopped.
@@ -334,9 +332,7 @@ impl Directory {
 
     /// Every coupon id, ascending.
     pub fn coupon_ids(&self) -> Vec<CouponId> {
-        let mut coupons: Vec<_> = self.coupons.iter().map(|entry| *entry.key()).collect();
-        coupons.sort_unstable();
-        coupons
+        sorted_keys(&self.coupons)
     }
 
     /// Takes back the state of coupon `state.id`'s actor `actor`, which just stopped.
@@ -381,6 +377,12 @@ impl Directory {
     pub fn remove_order(&self, order_id: OrderId) {
         self.order_buyers.remove(&order_id);
     }
+}
+
+fn sorted_keys<V>(map: &DashMap<u64, V, Fx>) -> Vec<u64> {
+    let mut keys: Vec<u64> = map.iter().map(|entry| *entry.key()).collect();
+    keys.sort_unstable();
+    keys
 }
 
 fn stop<M: ractor::Message>(actor: Option<ActorRef<M>>) {

@@ -227,6 +227,31 @@ impl<M: Message, P> Residence<M, P> {
     }
 }
 
+/// A sender waiting for a passivating actor to hand its state back. Registering with the
+/// directory's `Notify` takes its lock, so it is done only on this slow path: the first
+/// `wait` registers and returns at once (the caller routes again, so a hand-back between its
+/// last look and the registration is not missed); the next one waits, at most `call_timeout`.
+#[derive(Default)]
+struct Waiting<'a> {
+    registered: Option<std::pin::Pin<Box<tokio::sync::futures::Notified<'a>>>>,
+}
+
+impl<'a> Waiting<'a> {
+    async fn wait(&mut self, directory: &'a Directory) -> Result<(), Undelivered> {
+        match self.registered.take() {
+            None => {
+                let mut passivated = Box::pin(directory.passivated.notified());
+                passivated.as_mut().enable();
+                self.registered = Some(passivated);
+                Ok(())
+            }
+            Some(passivated) => tokio::time::timeout(directory.call_timeout, passivated)
+                .await
+                .map_err(|_| Undelivered::TimedOut),
+        }
+    }
+}
+
 /// A message for one kind of entity: how the directory finds, starts and stops that kind.
 pub trait Resident: Message + Sized {
     /// The entity's whole state, as its actor holds it.
@@ -255,10 +280,8 @@ impl Directory {
     /// out a passivation. Delivered means in the actor's mailbox: it will be handled, once.
     pub async fn send<M: Resident>(&self, id: u64, mut message: M) -> Result<(), Undelivered> {
         let mut refused_by = None;
+        let mut waiting = Waiting::default();
         loop {
-            let passivated = self.passivated.notified();
-            tokio::pin!(passivated);
-            passivated.as_mut().enable();
             match M::route(self, id, true) {
                 None => return Err(Undelivered::Unknown),
                 Some(Route::Closed) => return Err(Undelivered::Stopped),
@@ -276,7 +299,7 @@ impl Directory {
                         Err(_) => return Err(Undelivered::Stopped),
                     }
                 }
-                Some(Route::Wait | Route::Passive(_)) => self.wait(passivated).await?,
+                Some(Route::Wait | Route::Passive(_)) => waiting.wait(self).await?,
             }
         }
     }
@@ -305,10 +328,8 @@ impl Directory {
         id: u64,
         read: impl Fn(ractor::RpcReplyPort<M::State>) -> M,
     ) -> Result<M::State, Undelivered> {
+        let mut waiting = Waiting::default();
         loop {
-            let passivated = self.passivated.notified();
-            tokio::pin!(passivated);
-            passivated.as_mut().enable();
             match M::route(self, id, false) {
                 None => return Err(Undelivered::Unknown),
                 Some(Route::Passive(state)) => return Ok(state),
@@ -323,22 +344,12 @@ impl Directory {
                         };
                     }
                     // Refused: it began passivating; its state comes back to the entry.
-                    self.wait(passivated).await?;
+                    waiting.wait(self).await?;
                 }
-                Some(Route::Wait) => self.wait(passivated).await?,
+                Some(Route::Wait) => waiting.wait(self).await?,
                 Some(Route::Closed) => return Err(Undelivered::Stopped),
             }
         }
-    }
-
-    /// Waits until some actor hands its state back (at most `call_timeout`).
-    async fn wait(
-        &self,
-        passivated: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
-    ) -> Result<(), Undelivered> {
-        tokio::time::timeout(self.call_timeout, passivated)
-            .await
-            .map_err(|_| Undelivered::TimedOut)
     }
 
     /// Called by an entity's actor after each message it handled: with `passivate_after` zero,
