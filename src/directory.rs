@@ -26,7 +26,8 @@ use crate::actors::product::{ProductMessage, ProductState, StockBoard};
 use crate::actors::user::{PassiveUser, UserMessage, UserState};
 use crate::metrics::Metrics;
 use crate::model::{
-    CouponId, OptionId, OrderId, ProductId, ProductOptionView, ProductView, UserId, Won,
+    CouponId, OptionId, OrderId, OrderStatus, ProductId, ProductOptionView, ProductView, UserId,
+    Won,
 };
 use residence::Residence;
 
@@ -120,8 +121,12 @@ pub struct UserEntry {
 
 impl UserEntry {
     /// A passive user with a copy of `state` (only its orders and coupons take any copying).
+    /// Its pending-order count is counted from the orders here, once; afterwards the atomic is
+    /// the count (a placement in flight holds a slot before its order exists).
     pub fn new(state: &UserState) -> UserEntry {
-        let (balance, pending, passive) = PassiveUser::from_state(state.clone());
+        let pending = state.orders.values();
+        let pending = pending.filter(|o| o.status == OrderStatus::Pending).count() as u64;
+        let (balance, passive) = PassiveUser::from_state(state.clone());
         UserEntry {
             balance: AtomicU64::new(balance),
             pending_orders: AtomicU64::new(pending),
@@ -283,7 +288,7 @@ impl Directory {
         let Some(mut entry) = self.users.get_mut(&id) else {
             return;
         };
-        let (balance, _, passive) = PassiveUser::from_state(state);
+        let (balance, passive) = PassiveUser::from_state(state);
         entry.balance.store(balance, Ordering::Release);
         let passivating = entry.residence.passivated(actor, passive);
         self.stopped((Kind::User, id), passivating);

@@ -348,13 +348,8 @@ struct Holdings {
 }
 
 impl PassiveUser {
-    /// Splits a user's state into its balance, its PENDING order count and the rest.
-    pub fn from_state(state: UserState) -> (Won, u64, PassiveUser) {
-        let pending = state
-            .orders
-            .values()
-            .filter(|order| order.status == OrderStatus::Pending)
-            .count() as u64;
+    /// Splits a user's state into its balance and the rest.
+    pub fn from_state(state: UserState) -> (Won, PassiveUser) {
         let holdings = (!state.coupons.is_empty() || !state.orders.is_empty()).then(|| {
             Box::new(Holdings {
                 coupons: state.coupons,
@@ -367,7 +362,7 @@ impl PassiveUser {
             paid: state.paid,
             holdings,
         };
-        (state.balance, pending, passive)
+        (state.balance, passive)
     }
 
     /// The whole state again, for user `id` with `balance`.
