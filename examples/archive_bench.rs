@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use commerce_engine::codec;
-use commerce_engine::snapshot::model::{OrderItemV1, OrderStatusV1, OrderV1};
+use commerce_engine::wire::snapshot::{OrderItemV1, OrderStatusV1, OrderV1};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use commerce_engine::app::{self, Storage};
 use commerce_engine::clock::Clock;
 use commerce_engine::config::Limits;
+use commerce_engine::domain::state::EngineState;
 use commerce_engine::engine::OrderLine;
 use commerce_engine::journal::{FsyncPolicy, JournalOptions};
 use commerce_engine::model::Discount;
 use commerce_engine::seed::{Seed, SeedCoupon, SeedOption, SeedProduct, SeedUsers};
-use commerce_engine::state::EngineState;
 use commerce_engine::{Engine, EngineConfig};
 use hdrhistogram::Histogram;
 

@@ -12,13 +12,15 @@ use tokio::task::JoinHandle;
 use crate::archive::Archive;
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::domain::state::EngineState;
 use crate::engine::{Engine, EngineConfig, archived_twice};
 use crate::error::EngineError;
-use crate::http::{BuyerAuth, RouteOptions, routes, serve};
+use crate::http::{BuyerAuth, RouteOptions, ServerOptions, routes, serve};
 use crate::journal::{self, Faults, Journal, JournalOptions, RecoveryError};
+use crate::kernel::actors::data_platform::Sink;
+use crate::kernel::directory::Passivation;
 use crate::seed::Seed;
 use crate::snapshot::{self, SnapshotError};
-use crate::state::EngineState;
 
 /// In-flight requests get this long to finish at shutdown; slow clients are cut off after it.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,13 +72,13 @@ pub fn engine_config(settings: &Settings) -> Result<EngineConfig, StartError> {
     Ok(EngineConfig {
         limits: settings.limits,
         order_expiry: settings.order.expiry,
-        sink: settings.sink().map_err(StartError::Config)?,
+        sink: Sink::from_settings(&settings.data_platform).map_err(StartError::Config)?,
         call_timeout: CALL_TIMEOUT,
         journal: None,
         archive: None,
         archive_after: settings.order.archive_after,
         metrics: std::sync::Arc::default(),
-        passivation: settings.passivation(),
+        passivation: Passivation::from(&settings.actors),
     })
 }
 
@@ -162,8 +164,9 @@ pub async fn open(
 /// Loads the state, starts the engine and begins serving.
 pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running, StartError> {
     settings.validate().map_err(StartError::Config)?;
+    let buyers = BuyerAuth::from_settings(&settings.auth).map_err(StartError::Config)?;
     let storage = Storage {
-        journal: settings.journal_options(),
+        journal: JournalOptions::from_settings(settings),
         ignore_damage: options.ignore_unreadable_snapshots,
         faults: None,
     };
@@ -184,14 +187,14 @@ pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running
     let options = RouteOptions {
         body_limit_bytes: settings.server.body_limit,
         admin_token: settings.admin.token.clone(),
-        buyers: BuyerAuth::from_settings(&settings.auth).map_err(StartError::Config)?,
+        buyers,
         metrics: settings.metrics.enabled,
     };
     let (stop_accepting, stopped) = oneshot::channel::<()>();
     let server = serve(
         listener,
         routes(engine.clone(), options),
-        settings.server_options(),
+        ServerOptions::from(&settings.server),
         async {
             let _ = stopped.await;
         },

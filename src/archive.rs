@@ -1,5 +1,5 @@
 //! The order archive (docs/spec.md §6b): ended orders (PAID, EXPIRED, CANCELLED) on disk, so memory holds
-//! live state rather than history. Storage is a leaf layer, like the journal and snapshots: it
+//! live state rather than history. Storage, like the journal and snapshots (above the domain and wire): it
 //! stores and reads orders and knows nothing of actors.
 //!
 //! **Store.** fjall (an LSM tree) in `snapshot.dir/archive`, chosen over redb by measurement
@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec;
 use crate::model::{Order, OrderId, UserId};
-use crate::snapshot::model::OrderV1;
+use crate::wire::snapshot::OrderV1;
 
 /// The directory under `snapshot.dir` the archive lives in.
 pub const DIR_NAME: &str = "archive";

@@ -16,10 +16,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::clock::Timestamp;
+use crate::domain::state::EngineState;
 use crate::model::{
     CouponId, CouponStatus, OptionId, Order, OrderId, OrderStatus, ProductId, UserId,
 };
-use crate::state::EngineState;
 
 /// A PENDING order may outlive its deadline by this much (the timer's slack) before it counts
 /// as a violation.

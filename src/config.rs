@@ -1,17 +1,20 @@
 //! Settings (docs/spec.md §3): `config/default.toml` or `--config PATH`, then environment
 //! overrides `COMMERCE__SECTION__KEY`, validated once at start-up so a bad value is a clear
 //! message instead of a surprise under load. Every key has the spec's default.
+//!
+//! Plain data, a leaf of the module graph: each layer converts the section it uses where it
+//! uses it (`JournalOptions::from_settings`, `Passivation::from`, `Sink::from_settings`,
+//! `BuyerAuth::from_settings`, `ServerOptions::from`), and `app::start` makes every
+//! conversion before it opens anything, so a bad value is still a start error.
+//!
+//! One TOML parser reads both files: the `config` crate (layering and the environment) parses
+//! through the same `toml` crate the seed is read with (`src/seed.rs`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-
-use crate::actors::data_platform::Sink;
-use crate::directory::Passivation;
-use crate::http::{BuyerAuth, ServerOptions};
-use crate::journal::{FsyncPolicy, JournalOptions};
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -51,10 +54,9 @@ pub struct MetricsSettings {
 
 impl Default for ActorSettings {
     fn default() -> Self {
-        let defaults = Passivation::default();
         ActorSettings {
-            passivate_after: defaults.after,
-            max_running: defaults.max_running,
+            passivate_after: Duration::from_secs(120),
+            max_running: 250_000,
         }
     }
 }
@@ -86,6 +88,19 @@ pub struct SnapshotSettings {
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
     pub keep: usize,
+}
+
+/// When the journal fsyncs (`journal.fsync`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// Before any reply that depends on the change.
+    #[default]
+    Always,
+    /// Every `journal.fsync_interval`.
+    Interval,
+    /// Never; left to the OS.
+    Off,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -378,51 +393,7 @@ impl Settings {
         if let Some((_, message)) = checks.iter().find(|(ok, _)| !ok) {
             return Err(format!("invalid configuration: {message}"));
         }
-        self.sink()?;
-        BuyerAuth::from_settings(&self.auth).map(|_| ())
-    }
-
-    /// When entity actors stop.
-    pub fn passivation(&self) -> Passivation {
-        Passivation {
-            after: self.actors.passivate_after,
-            max_running: self.actors.max_running,
-        }
-    }
-
-    /// Where and how the journal (and the snapshots it writes) go.
-    pub fn journal_options(&self) -> JournalOptions {
-        JournalOptions {
-            dir: self.snapshot.dir.clone(),
-            fsync: self.journal.fsync,
-            fsync_interval: self.journal.fsync_interval,
-            segment_bytes: self.journal.segment_bytes,
-            keep: self.snapshot.keep,
-        }
-    }
-
-    /// How the HTTP server polices connections.
-    pub fn server_options(&self) -> ServerOptions {
-        ServerOptions {
-            idle_timeout: self.server.idle_timeout,
-            header_timeout: self.server.header_timeout,
-        }
-    }
-
-    /// The data-platform sink the settings describe.
-    pub fn sink(&self) -> Result<Sink, String> {
-        let settings = &self.data_platform;
-        match settings.sink {
-            SinkKind::Log => Ok(Sink::Log),
-            SinkKind::File => settings.path.clone().map(Sink::File).ok_or_else(|| {
-                "invalid configuration: data_platform.sink = \"file\" needs data_platform.path"
-                    .into()
-            }),
-            SinkKind::Http => settings.url.clone().map(Sink::Http).ok_or_else(|| {
-                "invalid configuration: data_platform.sink = \"http\" needs data_platform.url"
-                    .into()
-            }),
-        }
+        Ok(())
     }
 }
 
@@ -448,20 +419,6 @@ mod tests {
     #[test]
     fn unknown_keys_are_rejected() {
         assert!(toml::from_str::<Settings>("[server]\nport = 80").is_err());
-    }
-
-    #[test]
-    fn sinks_need_their_destination() {
-        let mut settings = Settings::default();
-        settings.data_platform.sink = SinkKind::File;
-        assert!(
-            settings
-                .validate()
-                .unwrap_err()
-                .contains("data_platform.path")
-        );
-        settings.data_platform.path = Some(PathBuf::from("paid.jsonl"));
-        assert_eq!(settings.sink(), Ok(Sink::File(PathBuf::from("paid.jsonl"))));
     }
 
     #[test]

@@ -9,38 +9,57 @@
 //!   -> src/http/routes.rs      warp filters: method + path + body limit + JSON -> request type
 //!   -> src/http/handlers.rs    request type -> one Engine call -> reply (no business logic here)
 //!   -> src/engine/             Engine: the one cloneable handle; one async fn per use case
-//!   -> src/directory.rs        the entity's actor, started from its passive state if need be
-//!   -> src/actors/*.rs         one actor per user / product stock / coupon; order supervisor
-//!   -> pure state methods      plain synchronous fns on the actor's state, unit-tested directly
+//!   -> src/kernel/directory.rs the entity's actor, started from its passive state if need be
+//!   -> src/kernel/actors/*.rs  one actor per user / product stock / coupon; order supervisor
+//!   -> src/domain/*.rs         the entity's state and its transitions, unit-tested directly
 //!   -> src/journal/            each change appended as a record; the reply waits for its fsync
 //!   -> src/snapshot/           the journal's replica -> versioned model -> bincode -> tmp, fsync, rename
 //! Errors flow back: domain error enums (each knows its Code) -> EngineError (wraps them) ->
 //! src/http/error.rs (the only place that maps a Code to an HTTP status) -> {"code","message"}
 //! ```
 //!
-//! Consistency across actors comes from the admission gate (`src/gate.rs`); the invariants it
-//! protects are checked by `src/audit.rs`.
+//! Consistency across actors comes from the admission gate (`src/kernel/gate.rs`); the
+//! invariants it protects are checked by `src/audit.rs`.
+//!
+//! # Layers
+//!
+//! The modules form a DAG, each naming only modules below it (`tests/module_graph.rs` fails on
+//! a cycle):
+//!
+//! ```text
+//! main, app                 wiring: settings -> storage -> engine -> HTTP
+//! http                      routes, handlers, wire types, Code -> status
+//! engine                    use cases: one async fn each; sends commands, holds no entity state
+//! kernel                    actors, directory, gate (actors and directory are one layer)
+//! journal, snapshot,        storage: records and states in, files out; no actor, no engine
+//!   archive
+//! error, audit, seed        EngineError; invariant checks; the seed file -> EngineState
+//! domain                    entity states, transitions, domain errors, EngineState + apply
+//! wire                      on-disk types: journal records, snapshot bodies
+//! model, code, clock,       leaves: ids and orders, error codes, time, bincode, settings
+//!   codec, config, metrics  (plain data), the metrics registry
+//! ```
 
-pub mod actors;
 pub mod app;
 pub mod archive;
 
 pub mod audit;
 pub mod clock;
+pub mod code;
 pub mod codec;
 pub mod config;
-pub mod directory;
+pub mod domain;
 pub mod engine;
 pub mod error;
-pub mod gate;
 pub mod http;
 pub mod journal;
+pub mod kernel;
 pub mod metrics;
 
 pub mod model;
 pub mod seed;
 pub mod snapshot;
-pub mod state;
+pub mod wire;
 
 pub use engine::{Engine, EngineConfig};
 pub use error::EngineError;

@@ -7,13 +7,13 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::actors::coupon::CouponState;
-use crate::actors::product::{OptionStock, ProductState};
-use crate::actors::user::UserState;
 use crate::clock::Timestamp;
 use crate::config::Limits;
+use crate::domain::coupon::CouponState;
+use crate::domain::product::{OptionStock, ProductState};
+use crate::domain::state::EngineState;
+use crate::domain::user::UserState;
 use crate::model::{CouponId, Discount, OptionId, ProductId, Won};
-use crate::state::EngineState;
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

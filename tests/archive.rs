@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use commerce_engine::archive::Archive;
 use commerce_engine::clock::Clock;
+use commerce_engine::domain::state::EngineState;
 use commerce_engine::engine::OrderLine;
-use commerce_engine::state::EngineState;
 use commerce_engine::{Engine, EngineConfig};
 use helpers::{Api, catalog, open_with, storage};
 use serde_json::{Value, json};

@@ -7,8 +7,8 @@ mod helpers;
 use std::time::Duration;
 
 use commerce_engine::EngineError;
-use commerce_engine::actors::coupon::IssueError;
-use commerce_engine::actors::user::{CancelError, PaymentError};
+use commerce_engine::domain::coupon::IssueError;
+use commerce_engine::domain::user::{CancelError, PaymentError};
 use commerce_engine::engine::OrderLine;
 use commerce_engine::model::{CouponStatus, OrderStatus};
 use helpers::{EXPIRY, assert_audit_ok, settle, small_engine};

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use commerce_engine::clock::Clock;
-use commerce_engine::directory::Passivation;
+use commerce_engine::domain::state::EngineState;
 use commerce_engine::engine::{NewProduct, NewProductOption, OrderLine};
 use commerce_engine::journal::{self, FileOperation, RecoveryError, segment};
-use commerce_engine::state::EngineState;
+use commerce_engine::kernel::directory::Passivation;
 use commerce_engine::{Engine, EngineConfig};
 use helpers::{EXPIRY, catalog, config, open_in};
 use rand::rngs::StdRng;

@@ -9,8 +9,8 @@ mod helpers;
 use std::time::Duration;
 
 use commerce_engine::Engine;
-use commerce_engine::directory::Passivation;
 use commerce_engine::engine::{OrderLine, ProductQuery};
+use commerce_engine::kernel::directory::Passivation;
 use helpers::{Api, EVERY_MESSAGE, assert_audit_ok, catalog, engine_with, race};
 
 fn mugs(quantity: u64) -> Vec<OrderLine> {

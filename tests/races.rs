@@ -7,11 +7,11 @@ mod helpers;
 use std::time::Duration;
 
 use commerce_engine::EngineError;
-use commerce_engine::actors::coupon::IssueError;
-use commerce_engine::actors::product::StockError;
-use commerce_engine::actors::user::PaymentError;
-use commerce_engine::directory::Passivation;
+use commerce_engine::domain::coupon::IssueError;
+use commerce_engine::domain::product::StockError;
+use commerce_engine::domain::user::PaymentError;
 use commerce_engine::engine::{NewProduct, NewProductOption, OrderLine};
+use commerce_engine::kernel::directory::Passivation;
 use commerce_engine::model::OrderStatus;
 use helpers::{assert_audit_ok, catalog, engine_with, engine_with_expiry_and, race};
 

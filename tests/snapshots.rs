@@ -9,13 +9,13 @@ mod helpers;
 use std::path::Path;
 use std::time::Duration;
 
-use commerce_engine::actors::data_platform::Sink;
 use commerce_engine::clock::{Clock, Timestamp};
+use commerce_engine::domain::state::EngineState;
 use commerce_engine::engine::{NewCoupon, NewProduct, NewProductOption, OrderLine};
 use commerce_engine::journal;
+use commerce_engine::kernel::actors::data_platform::Sink;
 use commerce_engine::model::{Discount, OrderStatus};
 use commerce_engine::snapshot;
-use commerce_engine::state::EngineState;
 use commerce_engine::{Engine, EngineConfig};
 use helpers::{EXPIRY, START, catalog, config, open_in, settle};
 

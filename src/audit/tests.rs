@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::actors::coupon::CouponState;
-use crate::actors::product::{OptionStock, ProductState, Reservation, StockLine};
-use crate::actors::user::UserState;
+use crate::domain::coupon::CouponState;
+use crate::domain::product::{OptionStock, ProductState, Reservation, StockLine};
+use crate::domain::user::UserState;
 use crate::model::{Discount, OrderItem, UserCoupon};
 
 const NOW: Timestamp = Timestamp(1_000_000_000);

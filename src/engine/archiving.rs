@@ -26,14 +26,14 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
 use super::Engine;
-use crate::actors::Ended;
-use crate::actors::user::UserMessage;
 use crate::archive::Archive;
-use crate::directory::{Directory, Undelivered};
+use crate::domain::state::EngineState;
 use crate::error::EngineError;
-use crate::journal::Record;
+use crate::kernel::actors::Ended;
+use crate::kernel::actors::user::UserMessage;
+use crate::kernel::directory::{Directory, Undelivered};
 use crate::model::{Order, OrderId, OrderStatus, UserId};
-use crate::state::EngineState;
+use crate::wire::Record;
 
 /// The most orders moved in one batch.
 const BATCH: usize = 4_096;

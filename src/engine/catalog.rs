@@ -5,18 +5,19 @@ use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 
 use super::Engine;
-use crate::actors::coupon::CouponState;
-use crate::actors::product::{MAX_STOCK, OptionStock, ProductMessage, ProductState};
-use crate::actors::sales::SalesMessage;
-use crate::actors::user::UserState;
 use crate::clock::Timestamp;
-use crate::directory::ProductEntry;
+use crate::domain::coupon::CouponState;
+use crate::domain::product::{MAX_STOCK, OptionStock, ProductState};
+use crate::domain::user::UserState;
 use crate::error::EngineError;
-use crate::journal::Record;
+use crate::kernel::actors::product::ProductMessage;
+use crate::kernel::actors::sales::SalesMessage;
+use crate::kernel::directory::ProductEntry;
 use crate::model::{
     CouponView, Discount, MAX_EXACT_INTEGER, OptionId, ProductId, ProductView, UserId, Won,
 };
-use crate::snapshot::model::{CouponV1, ProductV2};
+use crate::wire::Record;
+use crate::wire::snapshot::{CouponV1, ProductV2};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ProductSort {

@@ -3,10 +3,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::actors::Recorder;
-use crate::journal::Record;
+use crate::domain::state::IdCounters;
+use crate::kernel::actors::Recorder;
 use crate::model::OrderId;
-use crate::state::IdCounters;
+use crate::wire::Record;
 
 /// Order ids are taken in blocks of this many: a block is recorded in the journal before any
 /// of its ids is used, so no id repeats across a crash (a crash skips the rest of a block).

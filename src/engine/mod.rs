@@ -23,27 +23,30 @@ use std::time::Duration;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, Message, RpcReplyPort};
 
-use crate::actors::coupon::{CouponActor, CouponMessage, CouponState};
-use crate::actors::data_platform::{DataPlatformActor, DataPlatformMessage, Sink};
-use crate::actors::order_supervisor::{OrderSupervisor, SupervisorMessage};
-use crate::actors::product::{ProductActor, ProductMessage, ProductState, StockBoard};
-use crate::actors::sales::{SalesActor, SalesMessage};
-use crate::actors::user::{UserActor, UserMessage, UserState};
-use crate::actors::{Links, Recorder};
 use crate::archive::Archive;
 use crate::audit::{AuditReport, audit, audit_with_archive};
 use crate::clock::{Clock, Timestamp};
 use crate::config::Limits;
-use crate::directory::{
+use crate::domain::coupon::CouponState;
+use crate::domain::product::ProductState;
+use crate::domain::state::EngineState;
+use crate::domain::user::UserState;
+use crate::error::EngineError;
+use crate::journal::Journal;
+use crate::kernel::actors::coupon::{CouponActor, CouponMessage};
+use crate::kernel::actors::data_platform::{DataPlatformActor, DataPlatformMessage, Sink};
+use crate::kernel::actors::order_supervisor::{OrderSupervisor, SupervisorMessage};
+use crate::kernel::actors::product::{ProductActor, ProductMessage, StockBoard};
+use crate::kernel::actors::sales::{SalesActor, SalesMessage};
+use crate::kernel::actors::user::{UserActor, UserMessage};
+use crate::kernel::actors::{Links, Recorder};
+use crate::kernel::directory::{
     Activate, Directory, Passivation, ProductEntry, Resident, Undelivered, UserEntry,
 };
-use crate::error::EngineError;
-use crate::gate::Gate;
-use crate::journal::Journal;
+use crate::kernel::gate::Gate;
 use crate::metrics::{Attempt, JournalTotals, Metrics, Readings};
 use crate::model::{OrderId, OrderStatus, UserId};
 use crate::snapshot::SnapshotInfo;
-use crate::state::EngineState;
 use ids::Ids;
 
 /// How the engine behaves, independent of HTTP.

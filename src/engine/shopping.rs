@@ -4,18 +4,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Engine;
-use crate::actors::coupon::CouponMessage;
-use crate::actors::product::{ProductMessage, StockError, StockLine};
-use crate::actors::user::{CancelError, PaymentError, UserMessage};
-use crate::directory::ProductEntry;
+use crate::domain::product::{StockError, StockLine};
+use crate::domain::user::{CancelError, PaymentError};
 use crate::error::EngineError;
-use crate::journal::Record;
+use crate::kernel::actors::coupon::CouponMessage;
+use crate::kernel::actors::product::ProductMessage;
+use crate::kernel::actors::user::UserMessage;
+use crate::kernel::directory::ProductEntry;
 use crate::metrics::Attempt;
 use crate::model::{
     CouponId, CouponView, OptionId, Order, OrderId, OrderItem, OrderStatus, Payment, ProductId,
     UserCoupon, UserId, Won,
 };
-use crate::snapshot::model::OrderV1;
+use crate::wire::Record;
+use crate::wire::snapshot::OrderV1;
 
 /// One requested line of an order. `option_id` may be left out for a one-option product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

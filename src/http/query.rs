@@ -151,7 +151,7 @@ pub fn popular_query(raw: &str) -> Result<(u64, usize), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Code;
+    use crate::code::Code;
 
     #[test]
     fn an_empty_query_gives_the_defaults() {

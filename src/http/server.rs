@@ -37,7 +37,8 @@ use warp::reply::Response;
 
 use super::error::ApiError;
 use super::routes::new_request_id;
-use crate::error::Code;
+use crate::code::Code;
+use crate::config::ServerSettings;
 
 /// How connections are policed.
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +47,15 @@ pub struct ServerOptions {
     pub idle_timeout: Duration,
     /// Close a connection whose request head is still incomplete this long after it began.
     pub header_timeout: Duration,
+}
+
+impl From<&ServerSettings> for ServerOptions {
+    fn from(settings: &ServerSettings) -> ServerOptions {
+        ServerOptions {
+            idle_timeout: settings.idle_timeout,
+            header_timeout: settings.header_timeout,
+        }
+    }
 }
 
 /// Refused connections are logged at most this often.

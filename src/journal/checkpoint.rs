@@ -8,8 +8,8 @@ use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
 use super::{JournalOptions, Record, Shared, SnapshotRequest, Start, segment};
+use crate::domain::state::EngineState;
 use crate::snapshot::{self, SnapshotError, SnapshotInfo};
-use crate::state::EngineState;
 
 /// The niceness of the thread that writes a snapshot: on a busy machine it gets about a tenth
 /// of a core against the request path's threads (Linux CFS weights 110 vs 1024).

@@ -1,6 +1,6 @@
 //! The journal (docs/spec.md §6b): every change to the state is appended here, in the order the
 //! actors make them, and a success reply waits until its change is on disk. Snapshots are
-//! written from a replica the journal keeps, so they stop nothing. A leaf layer: it takes
+//! written from a replica the journal keeps, so they stop nothing. Storage, above the domain and wire: it takes
 //! records and states and gives them back; it knows nothing of the engine.
 //!
 //! # How changes are recorded
@@ -104,12 +104,12 @@
 //! counted at every attempt; the journal keeps everything since the last good one.
 
 mod checkpoint;
-mod record;
+
 pub mod recovery;
 pub mod segment;
 mod writer;
 
-pub use record::Record;
+pub use crate::wire::Record;
 pub use recovery::{RecoveryError, recover};
 
 use std::path::PathBuf;
@@ -117,26 +117,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use serde::Deserialize;
 use tokio::sync::{oneshot, watch};
 
 use crate::clock::Timestamp;
+pub use crate::config::FsyncPolicy;
+use crate::config::Settings;
+use crate::domain::state::EngineState;
 use crate::metrics::Metrics;
 use crate::snapshot::{SnapshotError, SnapshotInfo};
-use crate::state::EngineState;
-
-/// When the journal fsyncs (`journal.fsync`).
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum FsyncPolicy {
-    /// Before any reply that depends on the change.
-    #[default]
-    Always,
-    /// Every `journal.fsync_interval`.
-    Interval,
-    /// Never; left to the OS.
-    Off,
-}
 
 /// How the journal writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,6 +135,19 @@ pub struct JournalOptions {
     pub segment_bytes: u64,
     /// How many snapshot files to keep.
     pub keep: usize,
+}
+
+impl JournalOptions {
+    /// Where and how the journal (and the snapshots it writes) go.
+    pub fn from_settings(settings: &Settings) -> JournalOptions {
+        JournalOptions {
+            dir: settings.snapshot.dir.clone(),
+            fsync: settings.journal.fsync,
+            fsync_interval: settings.journal.fsync_interval,
+            segment_bytes: settings.journal.segment_bytes,
+            keep: settings.snapshot.keep,
+        }
+    }
 }
 
 /// A file operation the writer is about to do; a test double can fail it (`Faults`).

@@ -9,8 +9,8 @@ use thiserror::Error;
 use super::Record;
 use super::segment::{self, Stop};
 use crate::clock::Timestamp;
+use crate::domain::state::EngineState;
 use crate::snapshot::{self, SnapshotError};
-use crate::state::EngineState;
 
 #[derive(Debug, Error)]
 pub enum RecoveryError {

@@ -1,5 +1,5 @@
 //! Snapshots (docs/spec.md §6): the whole engine state, written crash-safely and read back on
-//! start. Storage is a leaf layer: this module takes a state and returns one; it knows nothing
+//! start. Storage, above the domain and wire: this module takes a state and returns one; it knows nothing
 //! of the engine or its actors.
 //!
 //! **What a snapshot holds.** The state as the journal describes it after every record up to
@@ -39,8 +39,6 @@
 //! readable: the engine refuses to start unless told to. Files are ordered by the sequence in
 //! their header; a name that disagrees with it is reported.
 
-pub mod model;
-
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -48,8 +46,8 @@ use thiserror::Error;
 use crate::audit::audit;
 use crate::clock::Timestamp;
 use crate::codec;
-use crate::state::EngineState;
-use model::{SnapshotV1, SnapshotV3};
+use crate::domain::state::EngineState;
+use crate::wire::snapshot::{SnapshotV1, SnapshotV3};
 
 pub const MAGIC: [u8; 8] = *b"CMRCSNAP";
 pub const FORMAT_VERSION: u32 = 3;

@@ -98,7 +98,7 @@ fn an_inconsistent_state_fails_its_check_on_both_sides_of_the_disk() {
 
 #[test]
 fn a_state_that_ends_mid_placement_is_checked_as_recovery_would_finish_it() {
-    use crate::journal::Record;
+    use crate::wire::Record;
     let mut midway = state(1);
     let reserved = Record::ReservedFor {
         product_id: 1,
@@ -225,7 +225,7 @@ fn restored_order_lines_share_their_product_name() {
     };
     original.users.get_mut(&1).unwrap().orders.insert(1, order);
     // The model conversion alone: the order holds no stock, so the state would fail its check.
-    let loaded = model::SnapshotV3::from_state(1, TAKEN_AT, &original).into_state();
+    let loaded = crate::wire::snapshot::SnapshotV3::from_state(1, TAKEN_AT, &original).into_state();
     let line = &loaded.users[&1].orders[&1].items[0];
     assert_eq!(&*line.name, "Mug");
     assert!(std::sync::Arc::ptr_eq(

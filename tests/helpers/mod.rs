@@ -6,14 +6,14 @@ pub mod binary;
 
 use std::time::Duration;
 
-use commerce_engine::actors::data_platform::Sink;
 use commerce_engine::clock::{Clock, Timestamp};
 use commerce_engine::config::Limits;
-use commerce_engine::directory::Passivation;
+use commerce_engine::domain::state::EngineState;
 use commerce_engine::http::{RouteOptions, routes};
+use commerce_engine::kernel::actors::data_platform::Sink;
+use commerce_engine::kernel::directory::Passivation;
 use commerce_engine::model::Discount;
 use commerce_engine::seed::{Seed, SeedCoupon, SeedOption, SeedProduct, SeedUsers};
-use commerce_engine::state::EngineState;
 use commerce_engine::{Engine, EngineConfig};
 use serde_json::Value;
 use warp::filters::BoxedFilter;

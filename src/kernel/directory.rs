@@ -21,9 +21,12 @@ use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use ractor::{ActorId, ActorRef};
 
-use crate::actors::coupon::{CouponMessage, CouponState};
-use crate::actors::product::{ProductMessage, ProductState, StockBoard};
-use crate::actors::user::{PassiveUser, UserMessage, UserState};
+use crate::domain::coupon::CouponState;
+use crate::domain::product::ProductState;
+use crate::domain::user::{PassiveUser, UserState};
+use crate::kernel::actors::coupon::CouponMessage;
+use crate::kernel::actors::product::{ProductMessage, StockBoard};
+use crate::kernel::actors::user::UserMessage;
 use crate::metrics::Metrics;
 use crate::model::{
     CouponId, OptionId, OrderId, OrderStatus, ProductId, ProductOptionView, ProductView, UserId,

@@ -6,7 +6,6 @@
 //! Delivery runs in a worker task, one record at a time with retries and exponential backoff,
 //! so a slow or failing sink never delays a payment: payments only cast `Deliver` here.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,10 +14,12 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use crate::actors::Recorder;
-use crate::journal::Record;
+use crate::config::{DataPlatformSettings, SinkKind};
+use crate::domain::data_platform::DataPlatformState;
+use crate::kernel::actors::Recorder;
 use crate::metrics::Metrics;
 use crate::model::{OrderId, OrderPaid};
+use crate::wire::Record;
 
 /// The first retry waits this long; each further one doubles, up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -38,6 +39,22 @@ pub enum Sink {
 }
 
 impl Sink {
+    /// The sink `data_platform` describes; a file or URL sink without its destination is a
+    /// configuration error.
+    pub fn from_settings(settings: &DataPlatformSettings) -> Result<Sink, String> {
+        match settings.sink {
+            SinkKind::Log => Ok(Sink::Log),
+            SinkKind::File => settings.path.clone().map(Sink::File).ok_or_else(|| {
+                "invalid configuration: data_platform.sink = \"file\" needs data_platform.path"
+                    .into()
+            }),
+            SinkKind::Http => settings.url.clone().map(Sink::Http).ok_or_else(|| {
+                "invalid configuration: data_platform.sink = \"http\" needs data_platform.url"
+                    .into()
+            }),
+        }
+    }
+
     async fn deliver(&self, record: &OrderPaid, client: &reqwest::Client) -> Result<(), String> {
         match self {
             Sink::Log => {
@@ -85,25 +102,6 @@ async fn append_json_line(path: &PathBuf, record: &OrderPaid) -> Result<(), Stri
         .await
         .map_err(|error| error.to_string())?;
     file.flush().await.map_err(|error| error.to_string())
-}
-
-/// What the data platform keeps: records not yet acknowledged, and counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DataPlatformState {
-    pub pending: BTreeMap<OrderId, OrderPaid>,
-    pub delivered: u64,
-    pub failed_attempts: u64,
-}
-
-impl DataPlatformState {
-    /// Forgets an acknowledged record; false if it was not pending.
-    pub fn acknowledge(&mut self, order_id: OrderId) -> bool {
-        let known = self.pending.remove(&order_id).is_some();
-        if known {
-            self.delivered += 1;
-        }
-        known
-    }
 }
 
 /// The data-platform actor's whole API.
@@ -199,5 +197,23 @@ async fn deliver_forever(
         {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sinks_need_their_destination() {
+        let mut settings = DataPlatformSettings {
+            sink: SinkKind::File,
+            ..DataPlatformSettings::default()
+        };
+        let refused = Sink::from_settings(&settings).unwrap_err();
+        assert!(refused.contains("data_platform.path"), "{refused}");
+        settings.path = Some(PathBuf::from("paid.jsonl"));
+        let sink = Sink::from_settings(&settings);
+        assert_eq!(sink, Ok(Sink::File(PathBuf::from("paid.jsonl"))));
     }
 }

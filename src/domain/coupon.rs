@@ -1,23 +1,13 @@
-//! The coupon actor: one per coupon, owner of its remaining quantity and of who holds it.
-//! First come, first served: issue requests are served one at a time in arrival order, so with
-//! N racing users exactly min(N, quantity) get one and nobody gets two.
-//!
-//! The engine checks that the user exists before it asks, so a unit taken here is never lost:
-//! the issued coupon is cast to the user's actor before the reply leaves.
+//! A coupon's state and its transition: first come, first served issue of its remaining
+//! quantity, at most one unit per user. The coupon actor (`src/actors/coupon.rs`) runs it, and
+//! so does replay.
 
 use std::collections::BTreeSet;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use thiserror::Error;
 
-use std::sync::Arc;
-
-use crate::actors::Recorder;
-use crate::actors::user::UserMessage;
 use crate::clock::Timestamp;
-use crate::directory::Directory;
-use crate::error::Code;
-use crate::journal::Record;
+use crate::code::Code;
 use crate::model::{CouponId, CouponStatus, CouponView, Discount, UserCoupon, UserId};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -113,99 +103,6 @@ impl CouponState {
             remaining_quantity: self.remaining,
             expires_at: self.expires_at,
         }
-    }
-}
-
-/// The coupon actor's whole API.
-pub enum CouponMessage {
-    /// Issues one unit to the user and delivers it to the user's actor before replying. Fails
-    /// with `AlreadyIssued`, `Expired` or `SoldOut`.
-    Issue {
-        user_id: UserId,
-        now: Timestamp,
-        reply: RpcReplyPort<Result<UserCoupon, IssueError>>,
-    },
-    /// Replies with the coupon's public view.
-    View(RpcReplyPort<CouponView>),
-    /// Replies with a copy of the whole state (the admin audit).
-    Read(RpcReplyPort<CouponState>),
-}
-
-pub struct CouponActor {
-    pub recorder: Recorder,
-    /// How issued coupons reach their users, and where the state goes back when the actor
-    /// stops (the coupon is passive again).
-    pub directory: Arc<Directory>,
-    /// When the directory asked for this actor (its activation latency ends in `pre_start`).
-    pub activated_at: tokio::time::Instant,
-}
-
-impl Actor for CouponActor {
-    type Msg = CouponMessage;
-    type State = CouponState;
-    type Arguments = CouponState;
-
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        state: CouponState,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        self.directory.activated(self.activated_at);
-        Ok(state)
-    }
-
-    /// Hands the state back to the directory: the coupon is passive again.
-    async fn post_stop(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        let passive = CouponState {
-            name: std::mem::take(&mut state.name),
-            holders: std::mem::take(&mut state.holders),
-            ..*state
-        };
-        self.directory.coupon_stopped(myself.get_id(), passive);
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        message: Self::Msg,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        match message {
-            CouponMessage::Issue {
-                user_id,
-                now,
-                reply,
-            } => {
-                let result = state.issue(user_id, now);
-                if let Ok(coupon) = &result {
-                    self.recorder.record(|| Record::CouponIssued {
-                        coupon_id: coupon.coupon_id,
-                        user_id,
-                        issued_at: now.0,
-                    });
-                    // Delivered (the user started if passive) before the reply; refused only
-                    // while the engine stops, and the journal has the issue either way.
-                    let received = UserMessage::ReceiveCoupon(coupon.clone());
-                    if let Err(error) = self.directory.send(user_id, received).await {
-                        tracing::error!(user_id, ?error, "an issued coupon did not reach its user");
-                    }
-                }
-                let _ = reply.send(result);
-            }
-            CouponMessage::View(reply) => {
-                let _ = reply.send(state.view());
-            }
-            CouponMessage::Read(reply) => {
-                let _ = reply.send(state.clone());
-            }
-        }
-        self.directory.handled::<CouponMessage>(state.id);
-        Ok(())
     }
 }
 

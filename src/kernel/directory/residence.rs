@@ -35,6 +35,7 @@ use std::time::Duration;
 use ractor::{ActorId, ActorRef, Message, MessagingErr};
 
 use super::Directory;
+use crate::config::ActorSettings;
 
 /// Sweeps per `passivate_after`.
 const SWEEPS_PER_IDLE: u32 = 4;
@@ -56,9 +57,15 @@ pub struct Passivation {
 
 impl Default for Passivation {
     fn default() -> Self {
+        Passivation::from(&ActorSettings::default())
+    }
+}
+
+impl From<&ActorSettings> for Passivation {
+    fn from(settings: &ActorSettings) -> Passivation {
         Passivation {
-            after: Duration::from_secs(120),
-            max_running: 250_000,
+            after: settings.passivate_after,
+            max_running: settings.max_running,
         }
     }
 }
@@ -418,7 +425,9 @@ impl Directory {
     }
 
     fn passivate(&self, (kind, id): Key, idle_before: Option<u64>) -> bool {
-        use crate::actors::{coupon::CouponMessage, product::ProductMessage, user::UserMessage};
+        use crate::kernel::actors::{
+            coupon::CouponMessage, product::ProductMessage, user::UserMessage,
+        };
         match kind {
             Kind::User => self.begin_passivation::<UserMessage>(id, idle_before),
             Kind::Product => self.begin_passivation::<ProductMessage>(id, idle_before),

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::actors::Links;
-use crate::actors::user::UserMessage;
 use crate::clock::Timestamp;
+use crate::kernel::actors::Links;
+use crate::kernel::actors::user::UserMessage;
 use crate::model::{OrderId, UserId};
 
 /// The order supervisor's whole API.

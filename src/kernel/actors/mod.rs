@@ -20,9 +20,9 @@ use ractor::ActorRef;
 
 use crate::clock::Clock;
 use crate::config::Limits;
-use crate::directory::Directory;
-use crate::gate::Gate;
 use crate::journal::{Journal, Record};
+use crate::kernel::directory::Directory;
+use crate::kernel::gate::Gate;
 use crate::metrics::Metrics;
 use crate::model::{OrderId, UserId};
 

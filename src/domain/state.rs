@@ -6,15 +6,16 @@
 
 use std::collections::BTreeMap;
 
-use crate::actors::coupon::CouponState;
-use crate::actors::data_platform::DataPlatformState;
-use crate::actors::product::ProductState;
-use crate::actors::sales::SalesState;
-use crate::actors::user::UserState;
 use crate::clock::Timestamp;
-use crate::journal::Record;
+use crate::domain::coupon::CouponState;
+use crate::domain::data_platform::DataPlatformState;
+use crate::domain::encoding::stock_lines;
+use crate::domain::product::ProductState;
+use crate::domain::sales::SalesState;
+use crate::domain::user::UserState;
 use crate::model::{CouponId, Order, OrderPaid, OrderStatus, ProductId, UserId};
-use crate::snapshot::model::{ProductV2, stock_lines};
+use crate::wire::Record;
+use crate::wire::snapshot::ProductV2;
 
 /// The next id each kind of entity will be given. Ids are never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::snapshot::model::{CouponV1, OrderV1, ProductV1, ProductV2};
+use crate::wire::snapshot::{CouponV1, OrderV1, ProductV1, ProductV2};
 
 /// What happened. Ids are those of the entities changed; times are Unix milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,18 +5,12 @@
 //! the newest converts to and from the state. They are separate from the actor state types on purpose, so
 //! refactoring an actor never breaks an old snapshot; `tests/fixtures/snapshot-v1.bin` proves it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::actors::coupon::CouponState;
-use crate::actors::data_platform::DataPlatformState;
-use crate::actors::product::{OptionStock, ProductState, Reservation, StockLine};
-use crate::actors::sales::SalesState;
-use crate::actors::user::UserState;
 use crate::clock::Timestamp;
 use crate::model::{CouponStatus, Discount, Order, OrderItem, OrderPaid, OrderStatus, UserCoupon};
-use crate::state::{EngineState, IdCounters};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotV1 {
@@ -206,99 +200,15 @@ pub struct OrderPaidV1 {
     pub paid_at: u64,
 }
 
-// ---- engine state -> disk ----
-
-impl SnapshotV3 {
-    pub fn from_state(sequence: u64, taken_at: Timestamp, state: &EngineState) -> SnapshotV3 {
-        let ids = &state.ids;
-        SnapshotV3 {
-            sequence,
-            taken_at: taken_at.0,
-            ids: IdsV1 {
-                next_user_id: ids.next_user_id,
-                next_product_id: ids.next_product_id,
-                next_option_id: ids.next_option_id,
-                next_coupon_id: ids.next_coupon_id,
-                next_order_id: ids.next_order_id,
-            },
-            users: state.users.values().map(UserV2::from_state).collect(),
-            products: state.products.values().map(ProductV2::from_state).collect(),
-            coupons: state.coupons.values().map(CouponV1::from_state).collect(),
-            daily_sales: state
-                .sales
-                .daily
-                .iter()
-                .map(|(&(day, product), &quantity)| (day, product, quantity))
-                .collect(),
-            undelivered: state
-                .data_platform
-                .pending
-                .values()
-                .map(OrderPaidV1::from_record)
-                .collect(),
-            delivered: state.data_platform.delivered,
-            failed_attempts: state.data_platform.failed_attempts,
-            archived_orders: state.archived_orders,
-        }
-    }
-
-    pub fn into_state(self) -> EngineState {
-        let ids = self.ids;
-        let mut state = EngineState {
-            users: self
-                .users
-                .into_iter()
-                .map(|user| (user.id, user.into_state()))
-                .collect(),
-            products: self
-                .products
-                .into_iter()
-                .map(|product| (product.id, product.into_state()))
-                .collect(),
-            coupons: self
-                .coupons
-                .into_iter()
-                .map(|coupon| (coupon.id, coupon.into_state()))
-                .collect(),
-            sales: SalesState {
-                daily: self
-                    .daily_sales
-                    .into_iter()
-                    .map(|(day, product, quantity)| ((day, product), quantity))
-                    .collect(),
-            },
-            data_platform: DataPlatformState {
-                pending: self
-                    .undelivered
-                    .into_iter()
-                    .map(|r| (r.order_id, r.into_record()))
-                    .collect(),
-                delivered: self.delivered,
-                failed_attempts: self.failed_attempts,
-            },
-            archived_orders: self.archived_orders,
-            ids: IdCounters {
-                next_user_id: ids.next_user_id,
-                next_product_id: ids.next_product_id,
-                next_option_id: ids.next_option_id,
-                next_coupon_id: ids.next_coupon_id,
-                next_order_id: ids.next_order_id,
-            },
-        };
-        state.share_product_names();
-        state
-    }
-}
-
 impl DiscountV1 {
-    fn from_discount(discount: Discount) -> DiscountV1 {
+    pub fn from_discount(discount: Discount) -> DiscountV1 {
         match discount {
             Discount::Fixed { amount } => DiscountV1::Fixed(amount),
             Discount::Percent { percent } => DiscountV1::Percent(percent),
         }
     }
 
-    fn into_discount(self) -> Discount {
+    pub fn into_discount(self) -> Discount {
         match self {
             DiscountV1::Fixed(amount) => Discount::Fixed { amount },
             DiscountV1::Percent(percent) => Discount::Percent { percent },
@@ -306,11 +216,11 @@ impl DiscountV1 {
     }
 }
 
-fn millis(stamp: Option<Timestamp>) -> Option<u64> {
+pub fn millis(stamp: Option<Timestamp>) -> Option<u64> {
     stamp.map(|stamp| stamp.0)
 }
 
-fn stamp(millis: Option<u64>) -> Option<Timestamp> {
+pub fn stamp(millis: Option<u64>) -> Option<Timestamp> {
     millis.map(Timestamp)
 }
 
@@ -335,47 +245,8 @@ impl From<UserV1> for UserV2 {
     }
 }
 
-impl UserV2 {
-    fn from_state(user: &UserState) -> UserV2 {
-        UserV2 {
-            id: user.id,
-            balance: user.balance,
-            initial_balance: user.initial_balance,
-            charged: user.charged,
-            paid: user.paid,
-            coupons: user
-                .coupons
-                .values()
-                .map(UserCouponV1::from_coupon)
-                .collect(),
-            orders: user.orders.values().map(OrderV1::from_order).collect(),
-        }
-    }
-
-    fn into_state(self) -> UserState {
-        let id = self.id;
-        UserState {
-            id,
-            balance: self.balance,
-            initial_balance: self.initial_balance,
-            charged: self.charged,
-            paid: self.paid,
-            coupons: self
-                .coupons
-                .into_iter()
-                .map(|c| (c.coupon_id, c.into_coupon(id)))
-                .collect(),
-            orders: self
-                .orders
-                .into_iter()
-                .map(|o| (o.order_id, o.into_order(id)))
-                .collect(),
-        }
-    }
-}
-
 impl UserCouponV1 {
-    fn from_coupon(coupon: &UserCoupon) -> UserCouponV1 {
+    pub fn from_coupon(coupon: &UserCoupon) -> UserCouponV1 {
         UserCouponV1 {
             coupon_id: coupon.coupon_id,
             name: coupon.name.clone(),
@@ -389,7 +260,7 @@ impl UserCouponV1 {
         }
     }
 
-    fn into_coupon(self, user_id: u64) -> UserCoupon {
+    pub fn into_coupon(self, user_id: u64) -> UserCoupon {
         UserCoupon {
             coupon_id: self.coupon_id,
             user_id,
@@ -409,7 +280,7 @@ impl UserCouponV1 {
 }
 
 impl OrderItemV1 {
-    fn from_item(item: &OrderItem) -> OrderItemV1 {
+    pub fn from_item(item: &OrderItem) -> OrderItemV1 {
         OrderItemV1 {
             product_id: item.product_id,
             option_id: item.option_id,
@@ -420,7 +291,7 @@ impl OrderItemV1 {
         }
     }
 
-    fn into_item(self) -> OrderItem {
+    pub fn into_item(self) -> OrderItem {
         OrderItem {
             product_id: self.product_id,
             option_id: self.option_id,
@@ -473,17 +344,6 @@ impl OrderV1 {
             paid_at: stamp(self.paid_at),
         }
     }
-}
-
-/// Reservation lines as written on disk, (option id, quantity), as the product actor keeps them.
-pub fn stock_lines(lines: Vec<(u64, u64)>) -> Vec<StockLine> {
-    let lines = lines.into_iter();
-    lines
-        .map(|(option_id, quantity)| StockLine {
-            option_id,
-            quantity,
-        })
-        .collect()
 }
 
 impl From<ProductV1> for ProductV2 {
@@ -540,110 +400,8 @@ impl From<SnapshotV1> for SnapshotV3 {
     }
 }
 
-impl ProductV2 {
-    pub fn from_state(product: &ProductState) -> ProductV2 {
-        ProductV2 {
-            id: product.id,
-            name: product.name.to_string(),
-            category: product.category.clone(),
-            price: product.price,
-            options: product
-                .options
-                .iter()
-                .map(|o| OptionV1 {
-                    id: o.id,
-                    name: o.name.clone(),
-                    initial: o.initial,
-                    restocked: o.restocked,
-                    available: o.available,
-                    reserved: o.reserved,
-                    sold: o.sold,
-                })
-                .collect(),
-            purchase_limit: product.purchase_limit,
-            reservations: product
-                .reservations
-                .iter()
-                .map(|(&order_id, reservation)| ReservationV2 {
-                    order_id,
-                    user_id: reservation.user_id,
-                    lines: reservation
-                        .lines
-                        .iter()
-                        .map(|l| (l.option_id, l.quantity))
-                        .collect(),
-                })
-                .collect(),
-            bought: product
-                .bought
-                .iter()
-                .map(|(&user, &units)| (user, units))
-                .collect(),
-        }
-    }
-
-    pub fn into_state(self) -> ProductState {
-        ProductState {
-            id: self.id,
-            name: self.name.into(),
-            category: self.category,
-            price: self.price,
-            options: self
-                .options
-                .into_iter()
-                .map(|o| OptionStock {
-                    id: o.id,
-                    name: o.name,
-                    initial: o.initial,
-                    restocked: o.restocked,
-                    available: o.available,
-                    reserved: o.reserved,
-                    sold: o.sold,
-                })
-                .collect(),
-            purchase_limit: self.purchase_limit,
-            reservations: self
-                .reservations
-                .into_iter()
-                .map(|reservation| {
-                    let lines = stock_lines(reservation.lines);
-                    let user_id = reservation.user_id;
-                    (reservation.order_id, Reservation { user_id, lines })
-                })
-                .collect::<BTreeMap<_, _>>(),
-            bought: self.bought.into_iter().collect(),
-        }
-    }
-}
-
-impl CouponV1 {
-    pub fn from_state(coupon: &CouponState) -> CouponV1 {
-        CouponV1 {
-            id: coupon.id,
-            name: coupon.name.clone(),
-            discount: DiscountV1::from_discount(coupon.discount),
-            total: coupon.total,
-            remaining: coupon.remaining,
-            expires_at: millis(coupon.expires_at),
-            holders: coupon.holders.iter().copied().collect(),
-        }
-    }
-
-    pub fn into_state(self) -> CouponState {
-        CouponState {
-            id: self.id,
-            name: self.name,
-            discount: self.discount.into_discount(),
-            total: self.total,
-            remaining: self.remaining,
-            expires_at: stamp(self.expires_at),
-            holders: self.holders.into_iter().collect::<BTreeSet<_>>(),
-        }
-    }
-}
-
 impl OrderPaidV1 {
-    fn from_record(record: &OrderPaid) -> OrderPaidV1 {
+    pub fn from_record(record: &OrderPaid) -> OrderPaidV1 {
         OrderPaidV1 {
             order_id: record.order_id,
             user_id: record.user_id,
@@ -656,7 +414,7 @@ impl OrderPaidV1 {
         }
     }
 
-    fn into_record(self) -> OrderPaid {
+    pub fn into_record(self) -> OrderPaid {
         OrderPaid {
             order_id: self.order_id,
             user_id: self.user_id,

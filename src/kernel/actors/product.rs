@@ -1,0 +1,225 @@
+//! The product actor: one per product, the only owner of its stock. Stock is kept per option as
+//! `available` (orderable now), `reserved` (held by PENDING orders, per order) and `sold` (PAID).
+//! Stock moves one way per order: reserve -> commit (paid) | release (expired, cancelled).
+//!
+//! A product with a `purchase_limit` also counts, per user, the units its PENDING and PAID
+//! orders hold (`bought`). The count moves with the reservation, in the same message, so two
+//! concurrent orders of one user can never pass the limit together.
+//!
+//! After every change the actor publishes its available counts to a `StockBoard` (atomics the
+//! directory shares), so product listings read stock without a message per product. The board
+//! is written only here; readers may see a value a moment old, never a torn one.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use crate::domain::product::{ProductState, StockError, StockLine};
+use crate::kernel::actors::Recorder;
+use crate::kernel::directory::Directory;
+use crate::model::{OptionId, OrderId, UserId};
+use crate::wire::Record;
+
+/// A product's business failure, carried in the reply.
+/// The available stock of each option of one product, in option order, readable by anyone.
+#[derive(Debug)]
+pub struct StockBoard(Box<[AtomicU64]>);
+
+impl StockBoard {
+    pub fn new(state: &ProductState) -> StockBoard {
+        let board = StockBoard(state.options.iter().map(|_| AtomicU64::new(0)).collect());
+        board.publish(state);
+        board
+    }
+
+    fn publish(&self, state: &ProductState) {
+        for (slot, option) in self.0.iter().zip(&state.options) {
+            slot.store(option.available, Ordering::Release);
+        }
+    }
+
+    pub fn available(&self, option_index: usize) -> u64 {
+        self.0[option_index].load(Ordering::Acquire)
+    }
+}
+
+/// The product actor's whole API.
+pub enum ProductMessage {
+    /// Reserves `lines` for `order_id` of `user_id`, all or nothing. Replies
+    /// `PurchaseLimitExceeded`, `OutOfStock` naming the first short line (reserving nothing),
+    /// or `OptionNotFound`.
+    Reserve {
+        order_id: OrderId,
+        user_id: UserId,
+        lines: Vec<StockLine>,
+        reply: RpcReplyPort<Result<(), StockError>>,
+    },
+    /// Payment: the order's reservation becomes sold. No reply; a no-op without a reservation.
+    Commit { order_id: OrderId },
+    /// Expiry, cancel, or a failed multi-product order: the reservation returns to available,
+    /// at most once. Replies (if asked) once the stock is visible again.
+    Release {
+        order_id: OrderId,
+        reply: Option<RpcReplyPort<()>>,
+    },
+    /// Adds `quantity` to an option. Fails with `OptionNotFound`.
+    Restock {
+        option_id: OptionId,
+        quantity: u64,
+        reply: RpcReplyPort<Result<(), StockError>>,
+    },
+    /// Replies with a copy of the whole state (the admin audit).
+    Read(RpcReplyPort<ProductState>),
+}
+
+pub struct ProductActor {
+    pub board: Arc<StockBoard>,
+    pub recorder: Recorder,
+    /// Where the state goes back when the actor stops (the product is passive again).
+    pub directory: Arc<Directory>,
+    /// When the directory asked for this actor (its activation latency ends in `pre_start`).
+    pub activated_at: tokio::time::Instant,
+}
+
+impl Actor for ProductActor {
+    type Msg = ProductMessage;
+    type State = ProductState;
+    type Arguments = ProductState;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: ProductState,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        self.directory.activated(self.activated_at);
+        Ok(state)
+    }
+
+    /// Hands the state back to the directory: the product is passive again.
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let passive = ProductState {
+            name: state.name.clone(),
+            category: std::mem::take(&mut state.category),
+            options: std::mem::take(&mut state.options),
+            reservations: std::mem::take(&mut state.reservations),
+            bought: std::mem::take(&mut state.bought),
+            ..*state
+        };
+        self.directory.product_stopped(myself.get_id(), passive);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // Publish before replying: once a caller hears "reserved", listings show the drop.
+        match message {
+            ProductMessage::Reserve {
+                order_id,
+                user_id,
+                lines,
+                reply,
+            } => {
+                let recorded = lines.iter().map(|l| (l.option_id, l.quantity)).collect();
+                let result = state.reserve(order_id, user_id, lines);
+                if result.is_ok() {
+                    self.recorder.record(|| Record::ReservedFor {
+                        product_id: state.id,
+                        order_id,
+                        user_id,
+                        lines: recorded,
+                    });
+                }
+                self.board.publish(state);
+                let _ = reply.send(result);
+            }
+            ProductMessage::Commit { order_id } => {
+                if state.commit(order_id) {
+                    let product_id = state.id;
+                    self.recorder.record(|| Record::Committed {
+                        product_id,
+                        order_id,
+                    });
+                }
+            }
+            ProductMessage::Release { order_id, reply } => {
+                if state.release(order_id) {
+                    let product_id = state.id;
+                    self.recorder.record(|| Record::Released {
+                        product_id,
+                        order_id,
+                    });
+                }
+                self.board.publish(state);
+                if let Some(reply) = reply {
+                    let _ = reply.send(());
+                }
+            }
+            ProductMessage::Restock {
+                option_id,
+                quantity,
+                reply,
+            } => {
+                let result = state.restock(option_id, quantity);
+                if result.is_ok() {
+                    let product_id = state.id;
+                    self.recorder.record(|| Record::Restocked {
+                        product_id,
+                        option_id,
+                        quantity,
+                    });
+                }
+                self.board.publish(state);
+                let _ = reply.send(result);
+            }
+            ProductMessage::Read(reply) => {
+                let _ = reply.send(state.clone());
+            }
+        }
+        self.directory.handled::<ProductMessage>(state.id);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::product::tests::{line, product};
+
+    #[tokio::test]
+    async fn the_actor_publishes_available_stock_after_each_change() {
+        let state = product();
+        let board = Arc::new(StockBoard::new(&state));
+        let actor = ProductActor {
+            board: board.clone(),
+            recorder: Recorder::default(),
+            directory: Arc::new(Directory::new(
+                Default::default(),
+                std::time::Duration::from_secs(5),
+                Default::default(),
+                0,
+            )),
+            activated_at: tokio::time::Instant::now(),
+        };
+        let (product, handle) = Actor::spawn(None, actor, state).await.unwrap();
+        let reply = ractor::call!(product, |reply| ProductMessage::Reserve {
+            order_id: 1,
+            user_id: 1,
+            lines: vec![line(10, 4)],
+            reply
+        })
+        .unwrap();
+        assert_eq!(reply, Ok(()));
+        assert_eq!(board.available(0), 1);
+        product.stop(None);
+        handle.await.unwrap();
+    }
+}
