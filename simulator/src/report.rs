@@ -142,40 +142,44 @@ impl Report {
             .sum()
     }
 
-    /// The report as one JSON document, goodput first.
+    /// The report as one JSON document (docs/spec.md §7), goodput first; refusals counted
+    /// apart.
     pub fn to_json(&self) -> serde_json::Value {
-        let goodput: serde_json::Map<String, serde_json::Value> = Kind::ALL
+        let operations: serde_json::Map<String, serde_json::Value> = self
+            .kinds
             .iter()
-            .map(|&kind| (kind.name().to_string(), self.goodput(kind).round().into()))
+            .map(|line| {
+                let numbers = serde_json::json!({
+                    "count": line.count,
+                    "per_s": line.per_second.round(),
+                    "p50_us": line.p50_us,
+                    "p90_us": line.p90_us,
+                    "p99_us": line.p99_us,
+                    "max_us": line.max_us,
+                });
+                (line.kind.to_string(), numbers)
+            })
             .collect();
-        let successes: serde_json::Map<String, serde_json::Value> = Kind::ALL
-            .iter()
-            .map(|&kind| (kind.name().to_string(), self.successes(kind).into()))
-            .collect();
+        let mut outcomes = serde_json::Map::new();
+        for (kind, code, count) in &self.outcomes {
+            let by_code = outcomes
+                .entry(kind.to_string())
+                .or_insert_with(|| serde_json::json!({}));
+            by_code[code.as_str()] = (*count).into();
+        }
         serde_json::json!({
-            "scenario": self.scenario,
-            "mode": self.mode,
-            "buyers": self.buyers,
             "seed": self.seed,
-            "elapsed_seconds": self.elapsed.as_secs_f64(),
-            "goodput_per_second": goodput,
-            "successes": successes,
+            "mode": self.mode,
+            "scenario": self.scenario,
+            "buyers": self.buyers,
+            "duration_s": self.elapsed.as_secs_f64(),
+            "goodput": {
+                "orders_per_s": self.goodput(Kind::Order).round(),
+                "payments_per_s": self.goodput(Kind::Pay).round(),
+            },
             "refusals": self.refusals(),
-            "operations": self.operations,
-            "operations_per_second": self.operations_per_second().round(),
-            "latency_us": self.kinds.iter().map(|line| serde_json::json!({
-                "kind": line.kind,
-                "count": line.count,
-                "p50": line.p50_us,
-                "p90": line.p90_us,
-                "p99": line.p99_us,
-                "max": line.max_us,
-            })).collect::<Vec<_>>(),
-            "outcomes": self.outcomes.iter().map(|(kind, code, count)| serde_json::json!({
-                "kind": kind,
-                "code": code,
-                "count": count,
-            })).collect::<Vec<_>>(),
+            "operations": operations,
+            "outcomes": outcomes,
             "invariants": self.checks.iter().map(|check| serde_json::json!({
                 "name": check.name,
                 "ok": check.ok,

@@ -202,17 +202,35 @@ fn the_binary_reports_and_exits_zero() {
 }
 
 #[test]
-fn the_binary_reports_json_with_goodput_first() {
+fn the_binary_writes_the_json_report_of_the_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.json");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_simulate"))
-        .args(["--scenario", "steady", "--buyers", "10", "--users", "10"])
+        .args(["--scenario", "steady", "--buyers", "10"])
         .args(["--operations-per-buyer", "20", "--seed", "3", "--json"])
+        .arg(&path)
         .output()
         .unwrap();
     assert!(output.status.success());
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).contains("goodput"));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for key in [
+        "seed",
+        "mode",
+        "buyers",
+        "duration_s",
+        "goodput",
+        "operations",
+    ] {
+        assert!(!report[key].is_null(), "{key} in {report}");
+    }
     assert_eq!(report["scenario"], "steady");
     assert_eq!(report["ok"], true);
-    assert!(report["goodput_per_second"]["pay"].as_f64().unwrap() > 0.0);
+    assert!(report["goodput"]["payments_per_s"].as_f64().unwrap() > 0.0);
+    assert!(report["operations"]["pay"]["p99_us"].is_u64());
+    assert!(report["outcomes"]["pay"]["success"].as_u64().unwrap() > 0);
+    assert_eq!(report["invariants"][0]["ok"], true);
+    // Without --users, each steady buyer is its own user: no TOO_MANY_PENDING_ORDERS.
     assert_eq!(report["refusals"], 0);
 }
 

@@ -41,8 +41,10 @@ struct Args {
     #[arg(long, env = "COMMERCE__AUTH__JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
     /// Users 1..=N: the embedded catalog's users; in HTTP mode the users buyers act as.
-    #[arg(long, default_value_t = 1_000)]
-    users: u64,
+    /// Default: one per buyer in the steady scenario (a buyer never waits on another's pending
+    /// orders), 1,000 in the flash sale.
+    #[arg(long)]
+    users: Option<u64>,
     /// Products in the embedded catalog.
     #[arg(long, default_value_t = 100)]
     products: u64,
@@ -58,9 +60,9 @@ struct Args {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
-    /// Print the report as JSON (goodput first) instead of text.
-    #[arg(long)]
-    json: bool,
+    /// Also write the report as JSON (goodput first; docs/spec.md §7) to PATH.
+    #[arg(long, value_name = "PATH")]
+    json: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -80,19 +82,24 @@ async fn main() -> anyhow::Result<()> {
         target: args.target,
         admin_token: args.admin_token.filter(|token| !token.is_empty()),
         jwt_secret: args.jwt_secret.filter(|secret| !secret.is_empty()),
-        users: args.users,
+        users: args.users.unwrap_or(match args.scenario {
+            Scenario::Steady => args.buyers as u64,
+            Scenario::FlashSale => 1_000,
+        }),
         products: args.products,
         coupons: args.coupons,
         expiry: args.expiry,
         operations_per_buyer: args.operations_per_buyer,
-        progress: !args.quiet && !args.json,
+        progress: !args.quiet,
     };
     let report = commerce_simulator::run(&options)
         .await
         .map_err(anyhow::Error::msg)?;
-    match args.json {
-        true => println!("{}", report.to_json()),
-        false => print!("{report}"),
+    print!("{report}");
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report.to_json())?;
+        std::fs::write(path, json + "\n")
+            .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?;
     }
     if !report.ok {
         std::process::exit(1);
