@@ -33,7 +33,7 @@ pub struct Settings {
     pub metrics: MetricsSettings,
 }
 
-/// When entity actors stop (docs/spec.md §3; `src/directory/residence.rs`).
+/// When entity actors stop (docs/spec.md §3; `src/kernel/directory/residence.rs`).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ActorSettings {

@@ -62,7 +62,7 @@ enum Kind {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Readings {
     pub running_actors: u64,
-    /// Entity actors started and stopped so far (`src/directory/residence.rs`).
+    /// Entity actors started and stopped so far (`src/kernel/directory/residence.rs`).
     pub activations: u64,
     pub passivations: u64,
     /// The journal's running totals, when there is a journal.

@@ -1,5 +1,5 @@
 //! A coupon's state and its transition: first come, first served issue of its remaining
-//! quantity, at most one unit per user. The coupon actor (`src/actors/coupon.rs`) runs it, and
+//! quantity, at most one unit per user. The coupon actor (`src/kernel/actors/coupon.rs`) runs it, and
 //! so does replay.
 
 use std::collections::BTreeSet;

@@ -1,6 +1,6 @@
 //! A product's stock and its transitions: per option `available`, `reserved` (per order) and
 //! `sold`, moving reserve -> commit | release, and per-user purchase-limit counts. Plain data and
-//! synchronous methods; the product actor (`src/actors/product.rs`) runs them, and so does replay.
+//! synchronous methods; the product actor (`src/kernel/actors/product.rs`) runs them, and so does replay.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

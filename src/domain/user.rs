@@ -1,6 +1,6 @@
 //! A user's state and its transitions: balance, held coupons and orders, with the errors a
 //! buyer can meet. Plain data and synchronous methods, unit-tested without a runtime; the user
-//! actor (`src/actors/user.rs`) runs them, and so does replay (`EngineState::apply`).
+//! actor (`src/kernel/actors/user.rs`) runs them, and so does replay (`EngineState::apply`).
 
 use std::collections::BTreeMap;
 

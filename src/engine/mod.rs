@@ -363,7 +363,7 @@ impl Engine {
         });
     }
 
-    /// Reads every actor's state at one consistent point (see `src/gate.rs`): new commands wait
+    /// Reads every actor's state at one consistent point (see `src/kernel/gate.rs`): new commands wait
     /// while it runs, in-flight ones finish first.
     pub async fn read_state(&self) -> Result<EngineState, EngineError> {
         let _closed = self.links().gate.close().await;
@@ -383,18 +383,20 @@ impl Engine {
     }
 
     /// Waits until every change appended so far — so every change a reply just received
-    /// depends on — is durable. Immediate without a journal.
+    /// depends on — is durable (the journal's writer wakes it after the batch; see
+    /// `Journal::release_after`). Immediate without a journal.
     async fn durable(&self) -> Result<(), EngineError> {
         let Some(journal) = self.journal() else {
             return Ok(());
         };
         let target = journal.appended();
-        if journal.durable() >= target {
-            return Ok(());
-        }
-        match tokio::time::timeout(self.links().call_timeout, journal.wait_durable(target)).await {
+        let (sender, durable) = tokio::sync::oneshot::channel();
+        journal.release_after(target, move || {
+            let _ = sender.send(());
+        });
+        match tokio::time::timeout(self.links().call_timeout, durable).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(EngineError::Unavailable(error.to_string())),
+            Ok(Err(_)) => Err(EngineError::Unavailable("the journal has stopped".into())),
             Err(_) => {
                 tracing::error!(target, "the journal did not make a change durable in time");
                 Err(EngineError::Unavailable(

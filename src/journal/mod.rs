@@ -16,9 +16,15 @@
 //!
 //! One writer thread drains the queue, writes the records, fsyncs once for all of them and
 //! publishes the highest durable sequence (group commit: whatever arrives during an fsync goes
-//! in the next one). Actors never wait for the disk; the engine awaits `durable >= s`, where
-//! `s` is the last sequence appended when the actor's reply arrived, before it answers the
-//! client. Durability is a prefix, so that covers every change the reply depended on.
+//! in the next one). Actors never wait for the disk. An actor that answers a client hands its
+//! reply to the journal instead of sending it (`release_after`, through `Recorder::reply`),
+//! with the last sequence appended at that moment, after its own record and its follow-ups;
+//! the writer sends it right after the batch that makes that sequence durable. Durability is a
+//! prefix, so that covers every change the reply depended on, and a refusal waits the same
+//! way (it may rest on another actor's change). No task waits and wakes for it: the reply goes
+//! from the writer thread to the client's connection task. Use cases that are not one actor's
+//! reply yet (order placement, admin creations) await `durable >= s` instead, where `s` is the
+//! last sequence appended when their last reply arrived.
 //! `journal.fsync`: `always` publishes after the fsync; `interval` and `off` publish after the
 //! write (a killed process loses nothing, the OS has the bytes; a power cut loses at most
 //! `journal.fsync_interval`, or what the OS had not flushed, of acknowledged changes).
@@ -117,7 +123,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use crate::clock::Timestamp;
 pub use crate::config::FsyncPolicy;
@@ -185,38 +191,52 @@ struct SnapshotRequest {
     reply: oneshot::Sender<Result<SnapshotInfo, SnapshotError>>,
 }
 
+/// A reply held until the journal is durable at `after` (`Journal::release_after`).
+struct Waiter {
+    after: u64,
+    release: Box<dyn FnOnce() + Send>,
+}
+
 #[derive(Default)]
 struct Queue {
     next_sequence: u64,
     records: Vec<(u64, Record)>,
     snapshots: Vec<SnapshotRequest>,
     closing: bool,
+    /// The last sequence on disk (per `journal.fsync`), as far as held replies go: written
+    /// under this lock together with taking the waiters it releases, so a waiter is either
+    /// released at once or taken by the writer, never left behind.
+    durable: u64,
+    waiters: Vec<Waiter>,
+}
+
+impl Queue {
+    /// Marks everything up to `durable` on disk and takes the replies that waited for it.
+    fn made_durable(&mut self, durable: u64) -> Vec<Waiter> {
+        self.durable = durable;
+        let (released, waiting) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|waiter| waiter.after <= durable);
+        self.waiters = waiting;
+        released
+    }
+}
+
+/// Sends each held reply (on the writer thread, after the batch they waited for).
+fn release(waiters: Vec<Waiter>) {
+    for waiter in waiters {
+        (waiter.release)();
+    }
 }
 
 struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     appended: AtomicU64,
-    /// Published by the writer thread after each batch; read only by the relay task.
-    written: watch::Sender<u64>,
-    /// The same value, republished by a task on the runtime: waiters are woken from inside
-    /// the runtime (cheap) instead of one by one from the writer thread (a syscall each).
-    durable: watch::Sender<u64>,
     stats: Stats,
     /// fsync timings and snapshot sizes go here (the running totals stay in `stats`).
     metrics: Arc<Metrics>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
-}
-
-/// Republishes what the writer made durable to the waiters, until the journal is gone.
-async fn relay(mut written: watch::Receiver<u64>, shared: std::sync::Weak<Shared>) {
-    while written.changed().await.is_ok() {
-        let durable = *written.borrow_and_update();
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        shared.durable.send_replace(durable);
-    }
 }
 
 /// Where the recovered state goes once the engine has started from it: the checkpointer's
@@ -249,8 +269,7 @@ impl std::fmt::Debug for Journal {
 }
 
 impl Journal {
-    /// Starts the writer (a new segment from `start.next_sequence`) and the checkpointer, and
-    /// on the current tokio runtime the task that tells waiters what is durable. The
+    /// Starts the writer (a new segment from `start.next_sequence`) and the checkpointer. The
     /// checkpointer applies nothing until it is given its replica (`Replica::start`), so the
     /// engine can start from the recovered state before the state moves there: no copy.
     pub fn open(
@@ -260,17 +279,14 @@ impl Journal {
         metrics: Arc<Metrics>,
     ) -> Result<(Journal, Replica), SnapshotError> {
         let last = start.next_sequence - 1;
-        let (durable, _) = watch::channel(last);
-        let (written, _) = watch::channel(last);
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 next_sequence: start.next_sequence,
+                durable: last,
                 ..Queue::default()
             }),
             wake: Condvar::new(),
             appended: AtomicU64::new(last),
-            written,
-            durable,
             stats: Stats::default(),
             metrics,
             threads: Mutex::new(Vec::new()),
@@ -299,7 +315,6 @@ impl Journal {
                 source,
             })?;
         *shared.threads.lock().expect("not poisoned") = vec![writer, checkpoint];
-        tokio::spawn(relay(shared.written.subscribe(), Arc::downgrade(&shared)));
         Ok((Journal { shared }, Replica(replica)))
     }
 
@@ -322,24 +337,26 @@ impl Journal {
         sequence
     }
 
+    /// Runs `release` (which sends a reply) once every record up to `sequence` is on disk:
+    /// at once if it is, else on the writer thread right after the batch that makes it so.
+    /// This is how a reply waits for its change without a task waiting for it: the actor
+    /// hands the reply over and goes on with its next message.
+    pub fn release_after(&self, sequence: u64, release: impl FnOnce() + Send + 'static) {
+        let mut queue = self.shared.queue.lock().expect("not poisoned");
+        if sequence <= queue.durable {
+            drop(queue);
+            release();
+            return;
+        }
+        queue.waiters.push(Waiter {
+            after: sequence,
+            release: Box::new(release),
+        });
+    }
+
     /// The last sequence appended.
     pub fn appended(&self) -> u64 {
         self.shared.appended.load(Ordering::Acquire)
-    }
-
-    /// The last sequence on disk (per `journal.fsync`).
-    pub fn durable(&self) -> u64 {
-        *self.shared.durable.borrow()
-    }
-
-    /// Waits until every record up to `sequence` is on disk. Fails only if the journal closed.
-    pub async fn wait_durable(&self, sequence: u64) -> Result<(), SnapshotError> {
-        let mut durable = self.shared.durable.subscribe();
-        durable
-            .wait_for(|durable| *durable >= sequence)
-            .await
-            .map(|_| ())
-            .map_err(|_| SnapshotError::Unavailable("the journal has stopped".into()))
     }
 
     /// Writes a snapshot of the state after every record appended so far.

@@ -244,7 +244,12 @@ pub fn run(
             stats
                 .bytes
                 .fetch_add(buffer.len() as u64, Ordering::Relaxed);
-            shared.written.send_replace(last);
+            let released = shared
+                .queue
+                .lock()
+                .expect("not poisoned")
+                .made_durable(last);
+            super::release(released);
             let _ = to_checkpoint.send(ToCheckpoint::Batch(drained.records));
         }
         if !drained.snapshots.is_empty() && segment.unsynced {

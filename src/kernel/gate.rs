@@ -9,7 +9,7 @@
 //! drain) every effect of every finished command is already in some mailbox, and mailboxes are
 //! FIFO: a `Read` sent after closing is answered only after those effects are applied. Reading
 //! every actor then gives a state in which no order is half placed and no payment half applied.
-//! A passive entity (`src/directory/residence.rs`) is read from the directory instead: it has
+//! A passive entity (`src/kernel/directory/residence.rs`) is read from the directory instead: it has
 //! no effect waiting, since a message in a mailbox keeps its actor from handing the state back,
 //! and a follow-up is in a mailbox before its sender replies.
 //!

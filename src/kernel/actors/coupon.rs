@@ -96,7 +96,7 @@ impl Actor for CouponActor {
                         tracing::error!(user_id, ?error, "an issued coupon did not reach its user");
                     }
                 }
-                let _ = reply.send(result);
+                self.recorder.reply(reply, result);
             }
             CouponMessage::View(reply) => {
                 let _ = reply.send(state.view());

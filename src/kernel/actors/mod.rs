@@ -16,7 +16,7 @@ pub mod user;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::ActorRef;
+use ractor::{ActorRef, RpcReplyPort};
 
 use crate::clock::Clock;
 use crate::config::Limits;
@@ -40,6 +40,25 @@ impl Recorder {
     pub fn record(&self, record: impl FnOnce() -> Record) {
         if let Some(journal) = &self.0 {
             journal.append(record());
+        }
+    }
+
+    /// Sends `value` on `reply` once every change appended so far is durable: the change it
+    /// answers and every change it rests on. Refusals wait too, since a refusal can rest on
+    /// another buyer's change that is not on disk yet (the last unit sold, say). The actor does
+    /// not wait: the journal's writer sends the reply after the batch (see
+    /// `Journal::release_after`). Without a journal, at once.
+    ///
+    /// Call it last, after the follow-ups are sent: whoever hears the reply must find them in
+    /// the mailboxes already.
+    pub fn reply<T: Send + 'static>(&self, reply: RpcReplyPort<T>, value: T) {
+        match &self.0 {
+            Some(journal) => journal.release_after(journal.appended(), move || {
+                let _ = reply.send(value);
+            }),
+            None => {
+                let _ = reply.send(value);
+            }
         }
     }
 

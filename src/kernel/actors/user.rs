@@ -7,7 +7,7 @@
 //!
 //! Follow-up effects on other actors (commit or release stock, sales statistics, data
 //! platform) are cast *before* the reply is sent. Mailboxes are FIFO, so anyone who hears the
-//! reply and then asks those actors sees the effect (see `src/gate.rs`).
+//! reply and then asks those actors sees the effect (see `src/kernel/gate.rs`).
 
 use std::sync::Arc;
 
@@ -239,7 +239,7 @@ impl Actor for UserActor {
                     self.links.metrics.charged_points.increment(amount);
                 }
                 self.publish_balance(state);
-                let _ = reply.send(charged);
+                self.links.recorder.reply(reply, charged);
             }
             UserMessage::Coupons { now, reply } => {
                 let coupons = state.coupons.values().map(|c| c.view_at(now)).collect();
@@ -284,7 +284,7 @@ impl Actor for UserActor {
                     self.links.order_ended(state.id, order_id);
                     self.links.metrics.orders_paid.increment(1);
                 }
-                let _ = reply.send(result);
+                self.links.recorder.reply(reply, result);
             }
             UserMessage::Cancel {
                 order_id,
@@ -303,7 +303,7 @@ impl Actor for UserActor {
                     self.links.order_ended(order.user_id, order_id);
                     self.links.metrics.orders_cancelled.increment(1);
                 }
-                let _ = reply.send(result);
+                self.links.recorder.reply(reply, result);
             }
             UserMessage::Expire {
                 order_id,
