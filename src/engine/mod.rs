@@ -383,22 +383,17 @@ impl Engine {
     }
 
     /// Waits until every change appended so far — so every change a reply just received
-    /// depends on — is durable (the journal's writer wakes it after the batch; see
-    /// `Journal::release_after`). Immediate without a journal.
+    /// depends on — is durable (`Recorder::after_durable`). Immediate without a journal.
     async fn durable(&self) -> Result<(), EngineError> {
-        let Some(journal) = self.journal() else {
-            return Ok(());
-        };
-        let target = journal.appended();
         let (sender, durable) = tokio::sync::oneshot::channel();
-        journal.release_after(target, move || {
+        self.links().recorder.after_durable(move || {
             let _ = sender.send(());
         });
         match tokio::time::timeout(self.links().call_timeout, durable).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(EngineError::Unavailable("the journal has stopped".into())),
             Err(_) => {
-                tracing::error!(target, "the journal did not make a change durable in time");
+                tracing::error!("the journal did not make a change durable in time");
                 Err(EngineError::Unavailable(
                     "the journal did not make the change durable in time".into(),
                 ))

@@ -1,7 +1,7 @@
 //! The journal (docs/spec.md §6b): every change to the state is appended here, in the order the
 //! actors make them, and a success reply waits until its change is on disk. Snapshots are
-//! written from a replica the journal keeps, so they stop nothing. Storage, above the domain and wire: it takes
-//! records and states and gives them back; it knows nothing of the engine.
+//! written from a replica the journal keeps, so they stop nothing. Storage, above the domain
+//! and wire: it takes records and states and gives them back; it knows nothing of the engine.
 //!
 //! # How changes are recorded
 //!
@@ -110,7 +110,6 @@
 //! counted at every attempt; the journal keeps everything since the last good one.
 
 mod checkpoint;
-
 pub mod recovery;
 pub mod segment;
 mod writer;
@@ -214,11 +213,9 @@ impl Queue {
     /// Marks everything up to `durable` on disk and takes the replies that waited for it.
     fn made_durable(&mut self, durable: u64) -> Vec<Waiter> {
         self.durable = durable;
-        let (released, waiting) = std::mem::take(&mut self.waiters)
-            .into_iter()
-            .partition(|waiter| waiter.after <= durable);
-        self.waiters = waiting;
-        released
+        self.waiters
+            .extract_if(.., |waiter| waiter.after <= durable)
+            .collect()
     }
 }
 

@@ -43,23 +43,27 @@ impl Recorder {
         }
     }
 
+    /// Runs `then` once every change appended so far is durable: at once without a journal,
+    /// else on the journal's writer right after the batch (`Journal::release_after`). Nothing
+    /// waits for it. Every reply that must not leave before its change is on disk goes
+    /// through here.
+    pub fn after_durable(&self, then: impl FnOnce() + Send + 'static) {
+        match &self.0 {
+            Some(journal) => journal.release_after(journal.appended(), then),
+            None => then(),
+        }
+    }
+
     /// Sends `value` on `reply` once every change appended so far is durable: the change it
     /// answers and every change it rests on. Refusals wait too, since a refusal can rest on
-    /// another buyer's change that is not on disk yet (the last unit sold, say). The actor does
-    /// not wait: the journal's writer sends the reply after the batch (see
-    /// `Journal::release_after`). Without a journal, at once.
+    /// another buyer's change that is not on disk yet (the last unit sold, say).
     ///
     /// Call it last, after the follow-ups are sent: whoever hears the reply must find them in
     /// the mailboxes already.
     pub fn reply<T: Send + 'static>(&self, reply: RpcReplyPort<T>, value: T) {
-        match &self.0 {
-            Some(journal) => journal.release_after(journal.appended(), move || {
-                let _ = reply.send(value);
-            }),
-            None => {
-                let _ = reply.send(value);
-            }
-        }
+        self.after_durable(move || {
+            let _ = reply.send(value);
+        });
     }
 
     pub fn journal(&self) -> Option<&Journal> {
