@@ -43,6 +43,8 @@ races!(
     one_user_asking_thirty_times_at_once_gets_one,
     a_hundred_buyers_for_fifty_units,
     multi_product_orders_racing_never_oversell,
+    a_refusal_on_a_later_product_gives_the_earlier_stock_back,
+    buyers_hanging_up_mid_placement_strand_no_stock,
     two_hundred_concurrent_charges_on_one_user_lose_nothing,
     one_order_paid_ten_times_at_once_is_paid_once,
     one_coupon_on_two_orders_at_once_is_used_once,
@@ -146,6 +148,74 @@ async fn multi_product_orders_racing_never_oversell(passivation: Passivation) {
         "failed orders gave their mugs back"
     );
     assert_audit_ok(&engine).await;
+}
+
+/// A red keyboard (plenty) and a mug (100): products reserve in id order, so the keyboard is
+/// reserved before the mug runs out.
+fn keyboard_and_mug() -> Vec<OrderLine> {
+    vec![
+        OrderLine {
+            product_id: 1,
+            option_id: Some(11),
+            quantity: 1,
+        },
+        OrderLine {
+            product_id: 2,
+            option_id: None,
+            quantity: 1,
+        },
+    ]
+}
+
+async fn a_refusal_on_a_later_product_gives_the_earlier_stock_back(passivation: Passivation) {
+    let engine = engine_with(passivation, catalog(150, 1_000_000, 1_000, 1)).await;
+    let outcomes = race((1..=150).map(|user_id| {
+        let engine = engine.clone();
+        async move { engine.place_order(user_id, keyboard_and_mug()).await }
+    }))
+    .await;
+    assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 100);
+    for outcome in outcomes.iter().filter(|o| o.is_err()) {
+        assert!(
+            matches!(
+                outcome,
+                Err(EngineError::Stock(StockError::OutOfStock { .. }))
+            ),
+            "{outcome:?}"
+        );
+    }
+    // Each refusal was answered after the keyboard it had reserved was released.
+    assert_eq!(engine.product(1).unwrap().options[0].stock, 900);
+    assert_eq!(engine.product(2).unwrap().options[0].stock, 0);
+    assert_audit_ok(&engine).await;
+}
+
+async fn buyers_hanging_up_mid_placement_strand_no_stock(passivation: Passivation) {
+    let engine = engine_with(passivation, catalog(150, 1_000_000, 1_000, 1)).await;
+    // Every caller goes away at some point of its placement: before the buyer has it, or
+    // while products reserve (the chain then runs to its end without anyone waiting).
+    let callers: Vec<_> = (1..=150)
+        .map(|user_id| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.place_order(user_id, keyboard_and_mug()).await })
+        })
+        .collect();
+    for (index, caller) in callers.iter().enumerate() {
+        for _ in 0..index % 7 {
+            tokio::task::yield_now().await;
+        }
+        caller.abort();
+    }
+    // The audit waits for placements in flight (they carry their admission to the end).
+    assert_audit_ok(&engine).await;
+    let mut placed = 0;
+    for user_id in 1..=150 {
+        let (orders, _) = engine.user_orders(user_id, 10, None).await.unwrap();
+        placed += orders.len() as u64;
+    }
+    assert!(placed <= 100);
+    assert_eq!(engine.product(1).unwrap().options[0].stock, 1_000 - placed);
+    assert_eq!(engine.product(2).unwrap().options[0].stock, 100 - placed);
 }
 
 async fn two_hundred_concurrent_charges_on_one_user_lose_nothing(passivation: Passivation) {

@@ -93,7 +93,6 @@ pub struct Engine {
 
 struct Inner {
     links: Arc<Links>,
-    supervisor: ActorRef<SupervisorMessage>,
     order_expiry: Duration,
     ids: Ids,
     /// Where ended orders go (taken at stop, which releases the store's lock), and the task
@@ -146,10 +145,21 @@ impl Engine {
             config.metrics.clone(),
             state.users.len(),
         ));
+        let gate = Arc::new(Gate::default());
+        let supervisor = OrderSupervisor {
+            directory: directory.clone(),
+            gate: gate.clone(),
+            clock,
+            metrics: config.metrics.clone(),
+        };
+        let (supervisor, _) = Actor::spawn(None, supervisor, ())
+            .await
+            .map_err(spawn_failed)?;
         let links = Arc::new(Links {
             directory: directory.clone(),
-            gate: Arc::new(Gate::default()),
+            gate,
             sales,
+            deadlines: supervisor.clone(),
             data_platform,
             clock,
             recorder,
@@ -162,17 +172,10 @@ impl Engine {
         directory.set_activate(Box::new(Spawner {
             links: Arc::downgrade(&links),
         }));
-        let supervisor = OrderSupervisor {
-            links: links.clone(),
-        };
-        let (supervisor, _) = Actor::spawn(None, supervisor, ())
-            .await
-            .map_err(spawn_failed)?;
         let sweeper = tokio::spawn(Directory::sweeper(Arc::downgrade(&directory)));
         let engine = Engine {
             inner: Arc::new(Inner {
                 links,
-                supervisor,
                 order_expiry: config.order_expiry,
                 ids: Ids::new(state.fitted_counters()),
                 archive: std::sync::RwLock::new(config.archive.clone()),
@@ -347,16 +350,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Drops a paid or cancelled order's deadline.
-    fn disarm(&self, order_id: OrderId) {
-        let _ = self
-            .inner
-            .supervisor
-            .cast(SupervisorMessage::Disarm { order_id });
-    }
-
+    /// Watches a restored PENDING order's deadline (buyers arm the orders they place).
     fn arm(&self, order_id: u64, user_id: u64, expires_at: Timestamp) {
-        let _ = self.inner.supervisor.cast(SupervisorMessage::Arm {
+        let _ = self.links().deadlines.cast(SupervisorMessage::Arm {
             order_id,
             user_id,
             expires_at,
@@ -473,7 +469,7 @@ impl Engine {
 
     /// How many order deadlines the supervisor is watching (tests, metrics).
     pub async fn watched_deadlines(&self) -> Result<usize, EngineError> {
-        self.ask_actor(&self.inner.supervisor, SupervisorMessage::Watched)
+        self.ask_actor(&self.links().deadlines, SupervisorMessage::Watched)
             .await
     }
 
@@ -489,7 +485,7 @@ impl Engine {
         }
         self.inner.sweeper.abort();
         self.directory().stop_all();
-        self.inner.supervisor.stop(None);
+        self.links().deadlines.stop(None);
         self.links().sales.stop(None);
         self.links().data_platform.stop(None);
         drop(self.inner.archive.write().expect("not poisoned").take());

@@ -9,15 +9,13 @@ use crate::domain::user::{CancelError, PaymentError};
 use crate::error::EngineError;
 use crate::kernel::actors::coupon::CouponMessage;
 use crate::kernel::actors::product::ProductMessage;
-use crate::kernel::actors::user::UserMessage;
+use crate::kernel::actors::user::{Placement, UserMessage};
 use crate::kernel::directory::ProductEntry;
 use crate::metrics::Attempt;
 use crate::model::{
     CouponId, CouponView, OptionId, Order, OrderId, OrderItem, OrderStatus, Payment, ProductId,
     UserCoupon, UserId, Won,
 };
-use crate::wire::Record;
-use crate::wire::snapshot::OrderV1;
 
 /// One requested line of an order. `option_id` may be left out for a one-option product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,7 +83,7 @@ impl Engine {
         coupon_id: CouponId,
         user_id: UserId,
     ) -> Result<UserCoupon, EngineError> {
-        let admitted = self.links().gate.enter().await;
+        let admission = self.links().gate.enter().await;
         if !self.directory().has_coupon(coupon_id) {
             return Err(EngineError::CouponNotFound(coupon_id));
         }
@@ -99,11 +97,11 @@ impl Engine {
                     user_id,
                     now,
                     reply,
+                    admission,
                 }
             })
             .await?;
         // The coupon's actor replied once the issue was durable.
-        drop(admitted);
         issued.map_err(EngineError::from)
     }
 
@@ -122,37 +120,30 @@ impl Engine {
             .await
     }
 
-    /// Places an order: takes one of the buyer's pending-order slots (atomically, so concurrent
-    /// orders of one user never pass `limits.max_pending_orders_per_user` together), reserves
-    /// stock on every product involved, all or nothing, then hands the PENDING order to its
-    /// buyer and its deadline to the supervisor.
+    /// Places an order: the buyer takes one of its pending-order slots (so concurrent orders
+    /// of one user never pass `limits.max_pending_orders_per_user` together), each product
+    /// reserves its lines in turn, all or nothing, and the buyer records the PENDING order and
+    /// has its deadline watched (`Placement` in `src/kernel/actors/user.rs`).
     ///
-    /// Runs in its own task: a caller that goes away (a dropped HTTP connection) must not stop
-    /// it between reserving stock and recording the order, or the stock would be lost.
+    /// Once the buyer has the placement, the actors carry it to the end even if this caller
+    /// goes away (a dropped HTTP connection): stock is never left reserved for nobody.
     pub async fn place_order(
         &self,
         user_id: UserId,
         lines: Vec<OrderLine>,
     ) -> Result<Order, EngineError> {
-        let engine = self.clone();
-        let placed =
-            tokio::spawn(async move { engine.place_order_to_the_end(user_id, lines).await })
-                .await
-                .map_err(|error| {
-                    EngineError::Unavailable(format!("order placement failed: {error}"))
-                })
-                .and_then(|placed| placed);
+        let placed = self.place_order_once(user_id, lines).await;
         self.count_attempt(Attempt::Order, &placed);
         placed
     }
 
-    async fn place_order_to_the_end(
+    async fn place_order_once(
         &self,
         user_id: UserId,
         lines: Vec<OrderLine>,
     ) -> Result<Order, EngineError> {
         self.check_order_shape(&lines)?;
-        let admitted = self.links().gate.enter().await;
+        let admission = self.links().gate.enter().await;
         if !self.directory().has_user(user_id) {
             return Err(EngineError::UserNotFound(user_id));
         }
@@ -166,22 +157,9 @@ impl Engine {
             .collect::<Result<Vec<_>, _>>()?;
         let resolved = resolve_lines(&lines, &products)?;
         let items = order_items(&resolved)?;
-        let limit = self.links().limits.max_pending_orders_per_user;
-        match self.directory().take_pending_slot(user_id, limit) {
-            Some(true) => {}
-            Some(false) => return Err(EngineError::TooManyPendingOrders { user_id, limit }),
-            None => return Err(EngineError::UserNotFound(user_id)),
-        }
-        let order_id = self.next_order_id();
-        if let Err(refused) = self.reserve_all(order_id, user_id, &resolved).await {
-            self.directory().release_pending_slot(user_id);
-            drop(admitted);
-            // The refusal may rest on reservations others just made: answer once they are durable.
-            return self.once_durable(Err(refused)).await;
-        }
         let now = self.clock().now();
         let order = Order {
-            order_id,
+            order_id: self.next_order_id(),
             user_id,
             status: OrderStatus::Pending,
             total_amount: items.iter().map(|item| item.line_total).sum(),
@@ -193,29 +171,18 @@ impl Engine {
             expires_at: now.saturating_add(self.inner.order_expiry),
             paid_at: None,
         };
-        // Recorded before the buyer (or anyone) can see the order, so every later change to it
-        // comes after this record.
-        self.links().recorder.record(|| Record::OrderPlaced {
-            user_id,
-            order: OrderV1::from_order(&order),
-        });
-        self.directory().insert_order(order_id, user_id);
-        if let Err(error) = self
-            .directory()
-            .send(user_id, UserMessage::AddOrder(order.clone()))
-            .await
-        {
-            // Only while the engine stops; the journal holds the order either way.
-            tracing::error!(
-                order_id,
-                user_id,
-                ?error,
-                "a placed order did not reach its buyer"
-            );
-        }
-        self.arm(order_id, user_id, order.expires_at);
-        drop(admitted);
-        self.once_durable(Ok(order)).await
+        let stock = stock_by_product(&resolved);
+        // The buyer replies once the order (or what a refusal rests on) is durable.
+        self.ask_user(user_id, |reply| {
+            UserMessage::Place(Placement {
+                order,
+                stock,
+                reserved: 0,
+                reply,
+                admission,
+            })
+        })
+        .await?
     }
 
     fn check_order_shape(&self, lines: &[OrderLine]) -> Result<(), EngineError> {
@@ -237,69 +204,6 @@ impl Engine {
             )));
         }
         Ok(())
-    }
-
-    /// Reserves each product's lines in turn; if one is short, releases what was reserved and
-    /// waits for the release, so the 409 reply never leaves stock held.
-    async fn reserve_all(
-        &self,
-        order_id: OrderId,
-        user_id: UserId,
-        lines: &[ResolvedLine<'_>],
-    ) -> Result<(), EngineError> {
-        let mut by_product: BTreeMap<ProductId, (&ProductEntry, Vec<StockLine>)> = BTreeMap::new();
-        for line in lines {
-            let stock_line = StockLine {
-                option_id: line.option_id,
-                quantity: line.quantity,
-            };
-            by_product
-                .entry(line.product.id)
-                .or_insert((line.product, Vec::new()))
-                .1
-                .push(stock_line);
-        }
-        let mut reserved = Vec::new();
-        for (product, stock_lines) in by_product.into_values() {
-            let outcome = self
-                .ask_product(product.id, |reply| ProductMessage::Reserve {
-                    order_id,
-                    user_id,
-                    lines: stock_lines,
-                    reply,
-                })
-                .await;
-            match outcome {
-                Ok(Ok(())) => reserved.push(product),
-                Ok(Err(short)) => {
-                    return Err(self
-                        .undo_reservations(order_id, reserved, short.into())
-                        .await);
-                }
-                Err(error) => return Err(self.undo_reservations(order_id, reserved, error).await),
-            }
-        }
-        Ok(())
-    }
-
-    async fn undo_reservations(
-        &self,
-        order_id: OrderId,
-        reserved: Vec<&ProductEntry>,
-        cause: EngineError,
-    ) -> EngineError {
-        for product in reserved {
-            let released = self
-                .ask_product(product.id, |reply| ProductMessage::Release {
-                    order_id,
-                    reply: Some(reply),
-                })
-                .await;
-            if let Err(error) = released {
-                tracing::error!(order_id, product_id = product.id, %error, "could not release a reservation");
-            }
-        }
-        cause
     }
 
     /// Asks product `product_id` (unknown: PRODUCT_NOT_FOUND).
@@ -392,23 +296,20 @@ impl Engine {
         user_id: UserId,
         coupon_id: Option<CouponId>,
     ) -> Result<Payment, EngineError> {
-        let admitted = self.links().gate.enter().await;
+        let admission = self.links().gate.enter().await;
         let now = self.clock().now();
         let unknown = EngineError::OrderNotFound(order_id);
+        // If the payment was what expired the order, its stock is back already: the reply
+        // travels with the releases.
         let paid = self
             .ask(user_id, unknown, |reply| UserMessage::Pay {
                 order_id,
                 coupon_id,
                 now,
                 reply,
+                admission,
             })
             .await?;
-        // If the payment was what expired the order, its stock is back already: the buyer's
-        // actor waits for the release before it replies.
-        drop(admitted);
-        if paid.is_ok() {
-            self.disarm(order_id);
-        }
         let paid = match paid {
             Err(PaymentError::OrderNotFound(_)) => {
                 match self.ended_in_archive(order_id, user_id).await? {
@@ -426,9 +327,9 @@ impl Engine {
     }
 
     /// Cancels a PENDING order of `user_id`'s and returns it once its stock is orderable again
-    /// (the buyer's actor waits for the release before it replies).
+    /// (the reply travels with the releases).
     pub async fn cancel(&self, order_id: OrderId, user_id: UserId) -> Result<Order, EngineError> {
-        let admitted = self.links().gate.enter().await;
+        let admission = self.links().gate.enter().await;
         let now = self.clock().now();
         let unknown = EngineError::OrderNotFound(order_id);
         let cancelled = self
@@ -436,12 +337,9 @@ impl Engine {
                 order_id,
                 now,
                 reply,
+                admission,
             })
             .await?;
-        if cancelled.is_ok() {
-            self.disarm(order_id);
-        }
-        drop(admitted);
         let cancelled = match cancelled {
             Err(CancelError::OrderNotFound(_)) => {
                 match self.ended_in_archive(order_id, user_id).await? {
@@ -494,6 +392,21 @@ fn resolve_lines<'a>(
         });
     }
     Ok(resolved)
+}
+
+/// The lines grouped by product, products ascending: what each product reserves.
+fn stock_by_product(lines: &[ResolvedLine<'_>]) -> Vec<(ProductId, Vec<StockLine>)> {
+    let mut by_product: BTreeMap<ProductId, Vec<StockLine>> = BTreeMap::new();
+    for line in lines {
+        by_product
+            .entry(line.product.id)
+            .or_default()
+            .push(StockLine {
+                option_id: line.option_id,
+                quantity: line.quantity,
+            });
+    }
+    by_product.into_iter().collect()
 }
 
 /// Prices the lines; a total that would not fit in a u64 is an invalid order, not a wrap.

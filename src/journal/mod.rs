@@ -6,8 +6,8 @@
 //! # How changes are recorded
 //!
 //! The actor that makes a change appends its record inside its handler, before it sends
-//! follow-ups or replies (the engine appends order placements and admin creations itself,
-//! before any actor can see them). Appending takes the next sequence number and queues the
+//! follow-ups or replies (the engine appends admin creations itself, before any actor can see
+//! them). Appending takes the next sequence number and queues the
 //! record in one short critical section, so sequence order is append order: an actor that
 //! applies X then Y appends X first, and a follow-up sent after an append is appended after
 //! it. Replaying in sequence order therefore respects every happens-before chain that runs
@@ -22,9 +22,8 @@
 //! the writer sends it right after the batch that makes that sequence durable. Durability is a
 //! prefix, so that covers every change the reply depended on, and a refusal waits the same
 //! way (it may rest on another actor's change). No task waits and wakes for it: the reply goes
-//! from the writer thread to the client's connection task. Use cases that are not one actor's
-//! reply yet (order placement, admin creations) await `durable >= s` instead, where `s` is the
-//! last sequence appended when their last reply arrived.
+//! from the writer thread to the client's connection task. Admin creations, which the engine
+//! records itself, await the same release (`Engine::durable`).
 //! `journal.fsync`: `always` publishes after the fsync; `interval` and `off` publish after the
 //! write (a killed process loses nothing, the OS has the bytes; a power cut loses at most
 //! `journal.fsync_interval`, or what the OS had not flushed, of acknowledged changes).

@@ -115,9 +115,10 @@ pub struct UserEntry {
     /// Written only by the user's actor, after every change and before it replies; while the
     /// user is passive, its balance.
     balance: AtomicU64,
-    /// The user's PENDING orders plus placements in flight: taken by the engine before it
-    /// reserves stock (`take_pending_slot`), given back by the engine if the placement fails
-    /// and by the user's actor when an order stops being PENDING.
+    /// The user's PENDING orders plus placements in flight. Written only by the user's actor:
+    /// taken when it starts a placement (`take_pending_slot`), given back when the placement is
+    /// refused or an order stops being PENDING. It lives here, not in the actor's state, so a
+    /// placement in flight keeps its slot across a passivation.
     pending_orders: AtomicU64,
     residence: Residence<UserMessage, PassiveUser>,
 }

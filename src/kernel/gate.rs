@@ -1,17 +1,20 @@
 //! The admission gate: how the admin audit gets a consistent view of many actors. (Snapshots
 //! no longer need one: they are written from the journal's replica, `src/journal/mod.rs`.)
 //!
-//! Every command — each `Engine` use case and each expiry — holds the gate open (a shared
-//! read guard) from its first message until every actor it messaged directly has replied. An
-//! actor casts its follow-ups to other actors (commit or release stock, record a sale, deliver
-//! to the data platform, hand a coupon to its holder) *before* it replies, and follow-ups never
-//! cast further. So when the gate is closed (the exclusive guard, taken after in-flight commands
-//! drain) every effect of every finished command is already in some mailbox, and mailboxes are
-//! FIFO: a `Read` sent after closing is answered only after those effects are applied. Reading
-//! every actor then gives a state in which no order is half placed and no payment half applied.
-//! A passive entity (`src/kernel/directory/residence.rs`) is read from the directory instead: it has
-//! no effect waiting, since a message in a mailbox keeps its actor from handing the state back,
-//! and a follow-up is in a mailbox before its sender replies.
+//! Every command — each `Engine` use case and each expiry — holds the gate open (an
+//! `Admission`, a shared read guard) from its first message until its reply is released. The
+//! admission travels with the command's messages: an order placement carries it from the buyer
+//! through each product and back, a cancel through each product's release, and it is dropped
+//! with the reply, once every follow-up of the command (commit or release stock, record a sale,
+//! deliver to the data platform, hand a coupon to its holder) is in some mailbox. A caller that
+//! goes away (a dropped connection) does not let the gate close early. So when the gate is
+//! closed (the exclusive guard, taken after in-flight commands drain) every effect of every
+//! finished command is already in some mailbox, and mailboxes are FIFO: a `Read` sent after
+//! closing is answered only after those effects are applied. Reading every actor then gives a
+//! state in which no order is half placed and no payment half applied.
+//! A passive entity (`src/kernel/directory/residence.rs`) is read from the directory instead: it
+//! has no effect waiting, since a message in a mailbox keeps its actor from handing the state
+//! back, and a follow-up is in a mailbox before its command's admission is dropped.
 //!
 //! Commands that touch a single actor (balance, charge, restock, reads, admin creations) do
 //! not enter: that actor's mailbox orders them before or after the audit's `Read`, and the
@@ -23,15 +26,20 @@
 //! tokio's RwLock is fair: once a reader of the whole state waits, new commands queue behind it,
 //! so the view cannot be starved under load. Commands that are in flight finish first.
 
-use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
+
+use tokio::sync::{OwnedRwLockReadGuard, RwLock, RwLockWriteGuard};
 
 #[derive(Debug, Default)]
-pub struct Gate(RwLock<()>);
+pub struct Gate(Arc<RwLock<()>>);
+
+/// One command admitted through the gate: it is in flight while this lives, wherever it went.
+pub type Admission = OwnedRwLockReadGuard<()>;
 
 impl Gate {
     /// Admits one command; it runs while the returned guard lives.
-    pub async fn enter(&self) -> RwLockReadGuard<'_, ()> {
-        self.0.read().await
+    pub async fn enter(&self) -> Admission {
+        self.0.clone().read_owned().await
     }
 
     /// Waits for in-flight commands to finish and holds new ones back while the guard lives.

@@ -1,5 +1,5 @@
-//! The journal's records: one per change to the state, written by the actor (or, for order
-//! placement and admin creations, the engine) that makes the change, in the order changes are
+//! The journal's records: one per change to the state, written by the actor (or, for admin
+//! creations, the engine) that makes the change, in the order changes are
 //! made. These are on-disk types like the snapshot model: they hold plain numbers and the
 //! snapshot's version-1 model types, never actor state, and must keep decoding forever. A new
 //! kind of change is a new variant at the end; an existing variant never changes.

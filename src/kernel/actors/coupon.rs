@@ -14,6 +14,7 @@ use crate::domain::coupon::{CouponState, IssueError};
 use crate::kernel::actors::Recorder;
 use crate::kernel::actors::user::UserMessage;
 use crate::kernel::directory::Directory;
+use crate::kernel::gate::Admission;
 use crate::model::{CouponView, UserCoupon, UserId};
 use crate::wire::Record;
 
@@ -25,6 +26,8 @@ pub enum CouponMessage {
         user_id: UserId,
         now: Timestamp,
         reply: RpcReplyPort<Result<UserCoupon, IssueError>>,
+        /// The command is in flight until the coupon is in its holder's mailbox.
+        admission: Admission,
     },
     /// Replies with the coupon's public view.
     View(RpcReplyPort<CouponView>),
@@ -81,6 +84,7 @@ impl Actor for CouponActor {
                 user_id,
                 now,
                 reply,
+                admission,
             } => {
                 let result = state.issue(user_id, now);
                 if let Ok(coupon) = &result {
@@ -97,6 +101,7 @@ impl Actor for CouponActor {
                     }
                 }
                 self.recorder.reply(reply, result);
+                drop(admission);
             }
             CouponMessage::View(reply) => {
                 let _ = reply.send(state.view());

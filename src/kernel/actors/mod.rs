@@ -76,6 +76,8 @@ pub struct Links {
     pub directory: Arc<Directory>,
     pub gate: Arc<Gate>,
     pub sales: ActorRef<sales::SalesMessage>,
+    /// The order supervisor: buyers arm and disarm their orders' deadlines there.
+    pub deadlines: ActorRef<order_supervisor::SupervisorMessage>,
     pub data_platform: ActorRef<data_platform::DataPlatformMessage>,
     pub clock: Clock,
     pub recorder: Recorder,

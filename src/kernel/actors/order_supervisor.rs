@@ -11,9 +11,11 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::clock::Timestamp;
-use crate::kernel::actors::Links;
+use crate::clock::{Clock, Timestamp};
 use crate::kernel::actors::user::UserMessage;
+use crate::kernel::directory::Directory;
+use crate::kernel::gate::Gate;
+use crate::metrics::Metrics;
 use crate::model::{OrderId, UserId};
 
 /// The order supervisor's whole API.
@@ -69,8 +71,12 @@ impl SupervisorState {
     }
 }
 
+/// What the supervisor reaches: buyers through the directory, behind the gate.
 pub struct OrderSupervisor {
-    pub links: Arc<Links>,
+    pub directory: Arc<Directory>,
+    pub gate: Arc<Gate>,
+    pub clock: Clock,
+    pub metrics: Arc<Metrics>,
 }
 
 impl OrderSupervisor {
@@ -83,7 +89,6 @@ impl OrderSupervisor {
         }
         state.wake_at = Some(earliest);
         let delay = self
-            .links
             .clock
             .instant_at(earliest)
             .saturating_duration_since(tokio::time::Instant::now());
@@ -94,14 +99,13 @@ impl OrderSupervisor {
         if due.is_empty() {
             return;
         }
-        let links = self.links.clone();
+        let (directory, gate, clock) = (self.directory.clone(), self.gate.clone(), self.clock);
         tokio::spawn(async move {
             // Through the gate like any command, so the admin audit never sees half an expiry.
-            let _admitted = links.gate.enter().await;
+            let _admitted = gate.enter().await;
             for (order_id, user_id) in due {
-                let now = links.clock.now();
-                let expired = links
-                    .directory
+                let now = clock.now();
+                let expired = directory
                     .ask(user_id, |reply| UserMessage::Expire {
                         order_id,
                         now,
@@ -147,7 +151,7 @@ impl Actor for OrderSupervisor {
             SupervisorMessage::Disarm { order_id } => state.disarm(order_id),
             SupervisorMessage::Tick => {
                 state.wake_at = None;
-                let due = state.take_due(self.links.clock.now());
+                let due = state.take_due(self.clock.now());
                 self.expire(due);
                 self.schedule(&myself, state);
             }
@@ -157,7 +161,7 @@ impl Actor for OrderSupervisor {
         }
         // Every PENDING order has a deadline here (those being expired right now aside).
         let pending = state.deadlines.len() as f64;
-        self.links.metrics.pending_orders.set(pending);
+        self.metrics.pending_orders.set(pending);
         Ok(())
     }
 }

@@ -10,15 +10,17 @@
 //! directory shares), so product listings read stock without a message per product. The board
 //! is written only here; readers may see a value a moment old, never a torn one.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::domain::product::{ProductState, StockError, StockLine};
+use crate::domain::product::{ProductState, StockError};
 use crate::kernel::actors::Recorder;
+use crate::kernel::actors::user::{Placement, UserMessage};
 use crate::kernel::directory::Directory;
-use crate::model::{OptionId, OrderId, UserId};
+use crate::model::{OptionId, OrderId, ProductId};
 use crate::wire::Record;
 
 /// A product's business failure, carried in the reply.
@@ -44,25 +46,52 @@ impl StockBoard {
     }
 }
 
+/// What runs when a chain of messages has taken its last step: a reply sent, a command's
+/// admission dropped. It runs once every change the chain made is durable.
+pub type Then = Box<dyn FnOnce() + Send>;
+
+/// An order's reservations released product after product, its reply carried to the end:
+/// whoever hears that an order ended (expired, cancelled, or refused while being placed) finds
+/// its stock orderable again on every product.
+pub struct Releases {
+    pub order_id: OrderId,
+    /// The products still to release, the next one first.
+    pub products: VecDeque<ProductId>,
+    pub then: Then,
+}
+
+impl Releases {
+    /// Hands the releases to the next product, or, when none is left, runs `then` once
+    /// everything appended so far is durable. Never waits for a reply.
+    pub async fn forward(mut self, directory: &Directory, recorder: &Recorder) {
+        let Some(product_id) = self.products.pop_front() else {
+            recorder.after_durable(self.then);
+            return;
+        };
+        let order_id = self.order_id;
+        if let Err(error) = directory
+            .send(product_id, ProductMessage::Release(self))
+            .await
+        {
+            // Only while the engine stops: the reply is dropped (the caller hears 503), and
+            // recovery releases what this order still holds.
+            tracing::error!(order_id, product_id, ?error, "could not release stock");
+        }
+    }
+}
+
 /// The product actor's whole API.
 pub enum ProductMessage {
-    /// Reserves `lines` for `order_id` of `user_id`, all or nothing. Replies
-    /// `PurchaseLimitExceeded`, `OutOfStock` naming the first short line (reserving nothing),
-    /// or `OptionNotFound`.
-    Reserve {
-        order_id: OrderId,
-        user_id: UserId,
-        lines: Vec<StockLine>,
-        reply: RpcReplyPort<Result<(), StockError>>,
-    },
+    /// Reserves this product's lines of a placement for its order and buyer, all or nothing,
+    /// then passes the placement on: to the next product, or back to the buyer (`Placed`).
+    /// `PurchaseLimitExceeded`, `OutOfStock` (naming the first short line) or `OptionNotFound`
+    /// reserves nothing here and sends the placement back to the buyer refused (`Refused`).
+    Reserve(Placement),
     /// Payment: the order's reservation becomes sold. No reply; a no-op without a reservation.
     Commit { order_id: OrderId },
-    /// Expiry, cancel, or a failed multi-product order: the reservation returns to available,
-    /// at most once. Replies (if asked) once the stock is visible again.
-    Release {
-        order_id: OrderId,
-        reply: Option<RpcReplyPort<()>>,
-    },
+    /// Expiry, cancel, or a refused placement: the reservation returns to available, at most
+    /// once, and the releases go on to the next product.
+    Release(Releases),
     /// Adds `quantity` to an option. Fails with `OptionNotFound`.
     Restock {
         option_id: OptionId,
@@ -80,6 +109,53 @@ pub struct ProductActor {
     pub directory: Arc<Directory>,
     /// When the directory asked for this actor (its activation latency ends in `pre_start`).
     pub activated_at: tokio::time::Instant,
+}
+
+impl ProductActor {
+    /// Reserves this product's share of `placement` and passes the placement on.
+    async fn reserve(&self, state: &mut ProductState, mut placement: Placement) {
+        let order_id = placement.order.order_id;
+        let user_id = placement.order.user_id;
+        let lines = std::mem::take(&mut placement.stock[placement.reserved].1);
+        let recorded = lines.iter().map(|l| (l.option_id, l.quantity)).collect();
+        let reserved = state.reserve(order_id, user_id, lines);
+        if reserved.is_ok() {
+            self.recorder.record(|| Record::ReservedFor {
+                product_id: state.id,
+                order_id,
+                user_id,
+                lines: recorded,
+            });
+            placement.reserved += 1;
+        }
+        self.board.publish(state);
+        let next = placement
+            .stock
+            .get(placement.reserved)
+            .map(|&(next, _)| next);
+        let (to, message) = match (reserved, next) {
+            (Ok(()), Some(next)) => {
+                let forwarded = self
+                    .directory
+                    .send(next, ProductMessage::Reserve(placement));
+                if let Err(error) = forwarded.await {
+                    // Only while the engine stops: recovery releases what the order holds.
+                    tracing::error!(order_id, product_id = next, ?error, "a placement stopped");
+                }
+                return;
+            }
+            (Ok(()), None) => (user_id, UserMessage::Placed(placement)),
+            (Err(error), _) => (user_id, UserMessage::Refused(placement, error)),
+        };
+        if let Err(error) = self.directory.send(to, message).await {
+            tracing::error!(
+                order_id,
+                user_id,
+                ?error,
+                "a placement did not reach its buyer"
+            );
+        }
+    }
 }
 
 impl Actor for ProductActor {
@@ -122,25 +198,7 @@ impl Actor for ProductActor {
     ) -> Result<(), ActorProcessingErr> {
         // Publish before replying: once a caller hears "reserved", listings show the drop.
         match message {
-            ProductMessage::Reserve {
-                order_id,
-                user_id,
-                lines,
-                reply,
-            } => {
-                let recorded = lines.iter().map(|l| (l.option_id, l.quantity)).collect();
-                let result = state.reserve(order_id, user_id, lines);
-                if result.is_ok() {
-                    self.recorder.record(|| Record::ReservedFor {
-                        product_id: state.id,
-                        order_id,
-                        user_id,
-                        lines: recorded,
-                    });
-                }
-                self.board.publish(state);
-                let _ = reply.send(result);
-            }
+            ProductMessage::Reserve(placement) => self.reserve(state, placement).await,
             ProductMessage::Commit { order_id } => {
                 if state.commit(order_id) {
                     let product_id = state.id;
@@ -150,7 +208,8 @@ impl Actor for ProductActor {
                     });
                 }
             }
-            ProductMessage::Release { order_id, reply } => {
+            ProductMessage::Release(releases) => {
+                let order_id = releases.order_id;
                 if state.release(order_id) {
                     let product_id = state.id;
                     self.recorder.record(|| Record::Released {
@@ -159,9 +218,7 @@ impl Actor for ProductActor {
                     });
                 }
                 self.board.publish(state);
-                if let Some(reply) = reply {
-                    let _ = reply.send(());
-                }
+                releases.forward(&self.directory, &self.recorder).await;
             }
             ProductMessage::Restock {
                 option_id,
@@ -192,7 +249,7 @@ impl Actor for ProductActor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::product::tests::{line, product};
+    use crate::domain::product::tests::product;
 
     #[tokio::test]
     async fn the_actor_publishes_available_stock_after_each_change() {
@@ -210,15 +267,14 @@ mod tests {
             activated_at: tokio::time::Instant::now(),
         };
         let (product, handle) = Actor::spawn(None, actor, state).await.unwrap();
-        let reply = ractor::call!(product, |reply| ProductMessage::Reserve {
-            order_id: 1,
-            user_id: 1,
-            lines: vec![line(10, 4)],
+        let restocked = ractor::call!(product, |reply| ProductMessage::Restock {
+            option_id: 10,
+            quantity: 4,
             reply
         })
         .unwrap();
-        assert_eq!(reply, Ok(()));
-        assert_eq!(board.available(0), 1);
+        assert_eq!(restocked, Ok(()));
+        assert_eq!(board.available(0), 9);
         product.stop(None);
         handle.await.unwrap();
     }

@@ -5,24 +5,51 @@
 //! message: it is atomic without a two-phase protocol, and pay / expire / cancel of one order
 //! are serialised here, so exactly one of them wins. The order supervisor only keeps deadlines.
 //!
-//! Follow-up effects on other actors (commit or release stock, sales statistics, data
-//! platform) are cast *before* the reply is sent. Mailboxes are FIFO, so anyone who hears the
-//! reply and then asks those actors sees the effect (see `src/kernel/gate.rs`).
+//! The buyer also owns its placements: it takes one of its pending-order slots, hands the
+//! placement to the first product, which reserves and passes it on to the next, and the last
+//! one hands it back; the buyer then records the order (`Placement`). Nobody waits for
+//! anybody on the way: each step is a message, and the reply leaves with the last step.
+//!
+//! Follow-up effects on other actors (commit stock, sales statistics, data platform) are cast
+//! *before* the reply is sent. Mailboxes are FIFO, so anyone who hears the reply and then asks
+//! those actors sees the effect (see `src/kernel/gate.rs`). An order that ends while PENDING
+//! (cancelled, expired) releases its stock product after product, and the reply travels with
+//! the releases (`Releases`): it leaves once the last product has released.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::clock::Timestamp;
+use crate::domain::product::{StockError, StockLine};
 use crate::domain::user::{CancelError, ChargeError, PaymentError, UserState};
+use crate::error::EngineError;
 use crate::kernel::actors::Links;
 use crate::kernel::actors::data_platform::DataPlatformMessage;
-use crate::kernel::actors::product::ProductMessage;
+use crate::kernel::actors::order_supervisor::SupervisorMessage;
+use crate::kernel::actors::product::{ProductMessage, Releases, Then};
 use crate::kernel::actors::sales::SalesMessage;
+use crate::kernel::gate::Admission;
 use crate::model::{
     CouponId, Order, OrderId, OrderPaid, OrderStatus, Payment, ProductId, UserCoupon, UserId, Won,
 };
 use crate::wire::Record;
+use crate::wire::snapshot::OrderV1;
+
+/// An order placement on its way: buyer -> each product in turn -> buyer.
+pub struct Placement {
+    /// The PENDING order, priced and with its id; it exists once the buyer records it.
+    pub order: Order,
+    /// The stock each product is asked to reserve, in the order they are asked. A product
+    /// takes its lines out as it reserves them.
+    pub stock: Vec<(ProductId, Vec<StockLine>)>,
+    /// How many of `stock`'s products have reserved so far.
+    pub reserved: usize,
+    pub reply: RpcReplyPort<Result<Order, EngineError>>,
+    /// The command is in flight until the placement ends (`src/kernel/gate.rs`).
+    pub admission: Admission,
+}
 
 /// The user actor's whole API.
 pub enum UserMessage {
@@ -38,8 +65,15 @@ pub enum UserMessage {
     },
     /// Cast by a coupon actor that issued this coupon to the user. No reply.
     ReceiveCoupon(UserCoupon),
-    /// Stores a new PENDING order whose stock is already reserved. No reply.
-    AddOrder(Order),
+    /// Places an order: takes a pending-order slot (or replies `TooManyPendingOrders`) and
+    /// hands the placement to its first product.
+    Place(Placement),
+    /// Every product reserved: the order is recorded, watched for its deadline, and the reply
+    /// leaves once it is durable.
+    Placed(Placement),
+    /// A product refused: the slot is given back, the products that reserved release, and the
+    /// refusal leaves after the last release.
+    Refused(Placement, StockError),
     /// Replies with one order, if the user has it.
     Order {
         order_id: OrderId,
@@ -60,12 +94,14 @@ pub enum UserMessage {
         coupon_id: Option<CouponId>,
         now: Timestamp,
         reply: RpcReplyPort<Result<Payment, PaymentError>>,
+        admission: Admission,
     },
     /// Cancels a PENDING order and releases its stock; fails with `NotCancellable` otherwise.
     Cancel {
         order_id: OrderId,
         now: Timestamp,
         reply: RpcReplyPort<Result<Order, CancelError>>,
+        admission: Admission,
     },
     /// A deadline hint from the order supervisor: expires the order if it is still PENDING and
     /// due, releasing its stock. Replies whether it expired it.
@@ -107,24 +143,28 @@ impl UserActor {
         self.links.directory.release_pending_slot(user_id);
     }
 
-    /// Releases the order's stock on each of its products and waits until each has applied
-    /// it: whoever sees the order EXPIRED or CANCELLED (in a reply from here, or in a read
-    /// queued behind this message) sees its stock orderable again.
-    async fn release_stock(&self, order: &Order) {
-        let order_id = order.order_id;
-        for product_id in products_of(order) {
-            let released = self
-                .links
-                .directory
-                .ask(product_id, |reply| ProductMessage::Release {
-                    order_id,
-                    reply: Some(reply),
-                })
-                .await;
-            if let Err(error) = released {
-                tracing::error!(order_id, product_id, ?error, "could not release stock");
-            }
-        }
+    /// Releases `products`' reservations for `order_id` one product after another, then runs
+    /// `then` (see `Releases`); with no product, runs it once what it rests on is durable.
+    async fn release_then(&self, order_id: OrderId, products: VecDeque<ProductId>, then: Then) {
+        let releases = Releases {
+            order_id,
+            products,
+            then,
+        };
+        releases
+            .forward(&self.links.directory, &self.links.recorder)
+            .await;
+    }
+
+    /// A PENDING order ended (paid, expired or cancelled): its slot is free again, its
+    /// deadline no longer watched, and the archive may take it later.
+    fn pending_ended(&self, user_id: UserId, order_id: OrderId) {
+        self.release_slot(user_id);
+        let _ = self
+            .links
+            .deadlines
+            .cast(SupervisorMessage::Disarm { order_id });
+        self.links.order_ended(user_id, order_id);
     }
 
     async fn settle_payment(&self, order: &Order) {
@@ -152,25 +192,91 @@ impl UserActor {
             .cast(DataPlatformMessage::Deliver(record));
     }
 
-    async fn expire_if_due(
+    /// Expires the order if it is PENDING and due at `now`; returns the products whose stock
+    /// it held (for the caller to release, its reply travelling with the releases).
+    fn expire_if_due(
         &self,
         state: &mut UserState,
         order_id: OrderId,
         now: Timestamp,
-    ) -> bool {
-        let Some(order) = state.expire_if_due(order_id, now) else {
-            return false;
-        };
+    ) -> Option<VecDeque<ProductId>> {
+        let order = state.expire_if_due(order_id, now)?;
         self.links.recorder.record(|| Record::OrderExpired {
             user_id: order.user_id,
             order_id,
             at: now.0,
         });
-        self.release_slot(order.user_id);
-        self.release_stock(order).await;
-        self.links.order_ended(order.user_id, order_id);
+        self.pending_ended(order.user_id, order_id);
         self.links.metrics.orders_expired.increment(1);
-        true
+        Some(products_of(order))
+    }
+
+    /// Takes a pending-order slot and hands the placement to its first product.
+    async fn place(&self, state: &UserState, placement: Placement) {
+        let limit = self.links.limits.max_pending_orders_per_user;
+        let user_id = state.id;
+        if self.links.directory.take_pending_slot(user_id, limit) != Some(true) {
+            let refused = Err(EngineError::TooManyPendingOrders { user_id, limit });
+            self.links.recorder.reply(placement.reply, refused);
+            return;
+        }
+        let (first, order_id) = (placement.stock[0].0, placement.order.order_id);
+        let sent = self
+            .links
+            .directory
+            .send(first, ProductMessage::Reserve(placement))
+            .await;
+        if let Err(error) = sent {
+            // Only while the engine stops: nothing was reserved.
+            self.release_slot(user_id);
+            tracing::error!(order_id, product_id = first, ?error, "a placement stopped");
+        }
+    }
+
+    /// Every product reserved: records the order, which exists from here on.
+    fn placed(&self, state: &mut UserState, placement: Placement) {
+        let Placement {
+            order,
+            reply,
+            admission,
+            ..
+        } = placement;
+        let (user_id, order_id) = (order.user_id, order.order_id);
+        self.links.recorder.record(|| Record::OrderPlaced {
+            user_id,
+            order: OrderV1::from_order(&order),
+        });
+        self.links.directory.insert_order(order_id, user_id);
+        let _ = self.links.deadlines.cast(SupervisorMessage::Arm {
+            order_id,
+            user_id,
+            expires_at: order.expires_at,
+        });
+        if let Err(error) = state.add_order(order.clone()) {
+            tracing::error!(user_id, %error, "an order was placed twice");
+        }
+        self.links.recorder.reply(reply, Ok(order));
+        drop(admission);
+    }
+
+    /// A product refused: gives the slot back and releases what was reserved, the refusal
+    /// travelling with the releases.
+    async fn refused(&self, state: &UserState, placement: Placement, error: StockError) {
+        self.release_slot(state.id);
+        let Placement {
+            order,
+            stock,
+            reserved,
+            reply,
+            admission,
+        } = placement;
+        let products = stock[..reserved].iter().map(|(id, _)| *id).collect();
+        let then = move || {
+            let _ = reply.send(Err(EngineError::from(error)));
+            drop(admission);
+        };
+        self.release_then(order.order_id, products, Box::new(then))
+            .await;
     }
 
     /// Drops ended orders the archive now holds, and records it.
@@ -191,9 +297,11 @@ impl UserActor {
     }
 }
 
-/// The distinct products an order holds stock of.
-fn products_of(order: &Order) -> std::collections::BTreeSet<ProductId> {
-    order.items.iter().map(|item| item.product_id).collect()
+/// The distinct products an order holds stock of, ascending.
+fn products_of(order: &Order) -> VecDeque<ProductId> {
+    let products: std::collections::BTreeSet<ProductId> =
+        order.items.iter().map(|item| item.product_id).collect();
+    products.into_iter().collect()
 }
 
 impl Actor for UserActor {
@@ -246,10 +354,10 @@ impl Actor for UserActor {
                 let _ = reply.send(coupons);
             }
             UserMessage::ReceiveCoupon(coupon) => state.receive_coupon(coupon),
-            UserMessage::AddOrder(order) => {
-                if let Err(error) = state.add_order(order) {
-                    tracing::error!(user_id = state.id, %error, "an order was added twice");
-                }
+            UserMessage::Place(placement) => self.place(state, placement).await,
+            UserMessage::Placed(placement) => self.placed(state, placement),
+            UserMessage::Refused(placement, error) => {
+                self.refused(state, placement, error).await;
             }
             UserMessage::Order { order_id, reply } => {
                 let _ = reply.send(state.orders.get(&order_id).cloned());
@@ -266,8 +374,9 @@ impl Actor for UserActor {
                 coupon_id,
                 now,
                 reply,
+                admission,
             } => {
-                self.expire_if_due(state, order_id, now).await;
+                let expired = self.expire_if_due(state, order_id, now).unwrap_or_default();
                 let result = state.pay(order_id, coupon_id, now);
                 if let Ok(payment) = &result {
                     self.links.recorder.record(|| Record::OrderPaid {
@@ -278,39 +387,52 @@ impl Actor for UserActor {
                         paid_amount: payment.paid_amount,
                         paid_at: payment.paid_at.0,
                     });
-                    self.release_slot(state.id);
+                    self.pending_ended(state.id, order_id);
                     self.settle_payment(&state.orders[&order_id]).await;
                     self.publish_balance(state);
-                    self.links.order_ended(state.id, order_id);
                     self.links.metrics.orders_paid.increment(1);
                 }
-                self.links.recorder.reply(reply, result);
+                let then = move || {
+                    let _ = reply.send(result);
+                    drop(admission);
+                };
+                self.release_then(order_id, expired, Box::new(then)).await;
             }
             UserMessage::Cancel {
                 order_id,
                 now,
                 reply,
+                admission,
             } => {
-                self.expire_if_due(state, order_id, now).await;
+                let mut releases = self.expire_if_due(state, order_id, now).unwrap_or_default();
                 let result = state.cancel(order_id).cloned();
                 if let Ok(order) = &result {
                     self.links.recorder.record(|| Record::OrderCancelled {
                         user_id: order.user_id,
                         order_id,
                     });
-                    self.release_slot(order.user_id);
-                    self.release_stock(order).await;
-                    self.links.order_ended(order.user_id, order_id);
+                    self.pending_ended(order.user_id, order_id);
                     self.links.metrics.orders_cancelled.increment(1);
+                    releases = products_of(order);
                 }
-                self.links.recorder.reply(reply, result);
+                let then = move || {
+                    let _ = reply.send(result);
+                    drop(admission);
+                };
+                self.release_then(order_id, releases, Box::new(then)).await;
             }
             UserMessage::Expire {
                 order_id,
                 now,
                 reply,
             } => {
-                let _ = reply.send(self.expire_if_due(state, order_id, now).await);
+                let releases = self.expire_if_due(state, order_id, now);
+                let expired = releases.is_some();
+                let then = move || {
+                    let _ = reply.send(expired);
+                };
+                let releases = releases.unwrap_or_default();
+                self.release_then(order_id, releases, Box::new(then)).await;
             }
             UserMessage::Read(reply) => {
                 let _ = reply.send(state.clone());
