@@ -40,6 +40,29 @@
 //!   codec, config, metrics  (plain data), the metrics registry
 //! ```
 
+//! # Owners
+//!
+//! Every piece of mutable state has one writer. Others read what it publishes or ask it.
+//!
+//! | participant | owns (the only writer of) | talks to | stops when |
+//! |---|---|---|---|
+//! | HTTP handler + `Engine` use case | nothing; a command's gate admission until it hands it on | the directory, one actor per command (it awaits that reply) | the request ends |
+//! | user actor (the buyer) | balance, held coupons, orders and their status, its pending-order slots (a counter its directory entry keeps for it), its rows of the order -> buyer index, its placements in flight | products (the placement chain, commits, the release chain), the order supervisor (arm, disarm), sales, data platform, the archivist (ended orders) | idle for `passivation.after` (its state goes back to the directory), or the engine stops |
+//! | product actor | stock per option (available, reserved, sold), reservations by order, purchase-limit counts, its stock board | the next product or the buyer (a placement or releases passed on) | idle, or the engine stops |
+//! | coupon actor | remaining quantity and holders | the holder's user actor (the issued coupon) | idle, or the engine stops |
+//! | order supervisor | the deadlines of PENDING orders | buyers (an expiry hint, through the gate) | the engine stops |
+//! | sales actor | the daily sales statistics | nobody | the engine stops |
+//! | data-platform actor | paid orders not yet acknowledged by the sink | the sink | the engine stops |
+//! | directory | where each entity is (its actor, or its passive state); activation and passivation | actors (starts and stops them) | the engine stops |
+//! | `Engine` ids | the id counters (order ids in recorded blocks) | the journal | the engine stops |
+//! | journal writer thread | the journal's segments, the durable position, replies held for durability | reply ports (it sends them), the checkpointer | the journal closes |
+//! | checkpointer thread | the replica of the state, snapshot files | nobody | the journal closes |
+//! | archivist task | the archive store | buyers (which ended orders moved) | the engine stops |
+//!
+//! A multi-entity change is a chain of messages in which each owner changes its own state and
+//! passes the rest on; nobody waits inside a handler for another actor's reply
+//! (`src/kernel/actors/user.rs`).
+
 pub mod app;
 pub mod archive;
 
