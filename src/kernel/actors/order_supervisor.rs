@@ -101,18 +101,18 @@ impl OrderSupervisor {
         }
         let (directory, gate, clock) = (self.directory.clone(), self.gate.clone(), self.clock);
         tokio::spawn(async move {
-            // Through the gate like any command, so the admin audit never sees half an expiry.
-            let _admitted = gate.enter().await;
             for (order_id, user_id) in due {
+                // Through the gate like any command, so the admin audit never sees half an
+                // expiry: the admission travels with the hint and its releases. Nothing here
+                // waits for the buyer, so a burst of deadlines is handed out at once.
+                let admission = gate.enter().await;
                 let now = clock.now();
-                let expired = directory
-                    .ask(user_id, |reply| UserMessage::Expire {
-                        order_id,
-                        now,
-                        reply,
-                    })
-                    .await;
-                if let Err(error) = expired {
+                let hint = UserMessage::Expire {
+                    order_id,
+                    now,
+                    admission,
+                };
+                if let Err(error) = directory.send(user_id, hint).await {
                     tracing::error!(order_id, user_id, ?error, "could not deliver an expiry");
                 }
             }

@@ -104,11 +104,11 @@ pub enum UserMessage {
         admission: Admission,
     },
     /// A deadline hint from the order supervisor: expires the order if it is still PENDING and
-    /// due, releasing its stock. Replies whether it expired it.
+    /// due, releasing its stock. No reply: the admission is dropped after the last release.
     Expire {
         order_id: OrderId,
         now: Timestamp,
-        reply: RpcReplyPort<bool>,
+        admission: Admission,
     },
     /// Replies with a copy of the whole state (the admin audit).
     Read(RpcReplyPort<UserState>),
@@ -424,14 +424,10 @@ impl Actor for UserActor {
             UserMessage::Expire {
                 order_id,
                 now,
-                reply,
+                admission,
             } => {
-                let releases = self.expire_if_due(state, order_id, now);
-                let expired = releases.is_some();
-                let then = move || {
-                    let _ = reply.send(expired);
-                };
-                let releases = releases.unwrap_or_default();
+                let releases = self.expire_if_due(state, order_id, now).unwrap_or_default();
+                let then = move || drop(admission);
                 self.release_then(order_id, releases, Box::new(then)).await;
             }
             UserMessage::Read(reply) => {
