@@ -45,6 +45,7 @@ races!(
     multi_product_orders_racing_never_oversell,
     a_refusal_on_a_later_product_gives_the_earlier_stock_back,
     buyers_hanging_up_mid_placement_strand_no_stock,
+    buyers_placing_paying_and_cancelling_at_once_on_one_product,
     two_hundred_concurrent_charges_on_one_user_lose_nothing,
     one_order_paid_ten_times_at_once_is_paid_once,
     one_coupon_on_two_orders_at_once_is_used_once,
@@ -216,6 +217,39 @@ async fn buyers_hanging_up_mid_placement_strand_no_stock(passivation: Passivatio
     assert!(placed <= 100);
     assert_eq!(engine.product(1).unwrap().options[0].stock, 1_000 - placed);
     assert_eq!(engine.product(2).unwrap().options[0].stock, 100 - placed);
+}
+
+/// Buyers pass placements to the product while the product passes reservations back and the
+/// buyers send it releases: with actors stopping after every message, a buyer and the product
+/// are often passivating at once, and neither may wait for the other (`Directory::forward`).
+async fn buyers_placing_paying_and_cancelling_at_once_on_one_product(passivation: Passivation) {
+    let engine = engine_with(passivation, catalog(40, 100_000_000, 100_000, 1)).await;
+    let outcomes = race((0..800u64).map(|i| {
+        let engine = engine.clone();
+        let user_id = i % 40 + 1;
+        async move {
+            let order = engine.place_order(user_id, line(1, 11, 1)).await?;
+            if i % 2 == 0 {
+                engine.cancel(order.order_id, user_id).await.map(|_| false)
+            } else {
+                engine
+                    .pay(order.order_id, user_id, None)
+                    .await
+                    .map(|_| true)
+            }
+        }
+    }))
+    .await;
+    let mut paid = 0;
+    for outcome in outcomes {
+        match outcome {
+            Ok(true) => paid += 1,
+            Ok(false) | Err(EngineError::TooManyPendingOrders { .. }) => {}
+            Err(error) => panic!("{error:?}"),
+        }
+    }
+    assert_eq!(engine.product(1).unwrap().options[0].stock, 100_000 - paid);
+    assert_audit_ok(&engine).await;
 }
 
 async fn two_hundred_concurrent_charges_on_one_user_lose_nothing(passivation: Passivation) {

@@ -62,20 +62,11 @@ pub struct Releases {
 
 impl Releases {
     /// Hands the releases to the next product, or, when none is left, runs `then` once
-    /// everything appended so far is durable. Never waits for a reply.
-    pub async fn forward(mut self, directory: &Directory, recorder: &Recorder) {
-        let Some(product_id) = self.products.pop_front() else {
-            recorder.after_durable(self.then);
-            return;
-        };
-        let order_id = self.order_id;
-        if let Err(error) = directory
-            .send(product_id, ProductMessage::Release(self))
-            .await
-        {
-            // Only while the engine stops: the reply is dropped (the caller hears 503), and
-            // recovery releases what this order still holds.
-            tracing::error!(order_id, product_id, ?error, "could not release stock");
+    /// everything appended so far is durable. Never waits (`Directory::forward`).
+    pub fn forward(mut self, directory: &Arc<Directory>, recorder: &Recorder) {
+        match self.products.pop_front() {
+            Some(product_id) => directory.forward(product_id, ProductMessage::Release(self)),
+            None => recorder.after_durable(self.then),
         }
     }
 }
@@ -112,8 +103,9 @@ pub struct ProductActor {
 }
 
 impl ProductActor {
-    /// Reserves this product's share of `placement` and passes the placement on.
-    async fn reserve(&self, state: &mut ProductState, mut placement: Placement) {
+    /// Reserves this product's share of `placement` and passes the placement on (never
+    /// waiting: a product waits for nobody).
+    fn reserve(&self, state: &mut ProductState, mut placement: Placement) {
         let order_id = placement.order.order_id;
         let user_id = placement.order.user_id;
         let lines = std::mem::take(&mut placement.stock[placement.reserved].1);
@@ -133,27 +125,18 @@ impl ProductActor {
             .stock
             .get(placement.reserved)
             .map(|&(next, _)| next);
-        let (to, message) = match (reserved, next) {
+        match (reserved, next) {
             (Ok(()), Some(next)) => {
-                let forwarded = self
-                    .directory
-                    .send(next, ProductMessage::Reserve(placement));
-                if let Err(error) = forwarded.await {
-                    // Only while the engine stops: recovery releases what the order holds.
-                    tracing::error!(order_id, product_id = next, ?error, "a placement stopped");
-                }
-                return;
+                let forwarded = ProductMessage::Reserve(placement);
+                self.directory.forward(next, forwarded);
             }
-            (Ok(()), None) => (user_id, UserMessage::Placed(placement)),
-            (Err(error), _) => (user_id, UserMessage::Refused(placement, error)),
-        };
-        if let Err(error) = self.directory.send(to, message).await {
-            tracing::error!(
-                order_id,
-                user_id,
-                ?error,
-                "a placement did not reach its buyer"
-            );
+            (Ok(()), None) => self
+                .directory
+                .forward(user_id, UserMessage::Placed(placement)),
+            (Err(error), _) => {
+                let refused = UserMessage::Refused(placement, error);
+                self.directory.forward(user_id, refused);
+            }
         }
     }
 }
@@ -198,7 +181,7 @@ impl Actor for ProductActor {
     ) -> Result<(), ActorProcessingErr> {
         // Publish before replying: once a caller hears "reserved", listings show the drop.
         match message {
-            ProductMessage::Reserve(placement) => self.reserve(state, placement).await,
+            ProductMessage::Reserve(placement) => self.reserve(state, placement),
             ProductMessage::Commit { order_id } => {
                 if state.commit(order_id) {
                     let product_id = state.id;
@@ -218,7 +201,7 @@ impl Actor for ProductActor {
                     });
                 }
                 self.board.publish(state);
-                releases.forward(&self.directory, &self.recorder).await;
+                releases.forward(&self.directory, &self.recorder);
             }
             ProductMessage::Restock {
                 option_id,

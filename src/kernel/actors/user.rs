@@ -8,7 +8,8 @@
 //! The buyer also owns its placements: it takes one of its pending-order slots, hands the
 //! placement to the first product, which reserves and passes it on to the next, and the last
 //! one hands it back; the buyer then records the order (`Placement`). Nobody waits for
-//! anybody on the way: each step is a message, and the reply leaves with the last step.
+//! anybody on the way: each step is a message passed on with `Directory::forward`, which
+//! never waits even for a passivating receiver, and the reply leaves with the last step.
 //!
 //! Follow-up effects on other actors (commit stock, sales statistics, data platform) are cast
 //! *before* the reply is sent. Mailboxes are FIFO, so anyone who hears the reply and then asks
@@ -145,15 +146,13 @@ impl UserActor {
 
     /// Releases `products`' reservations for `order_id` one product after another, then runs
     /// `then` (see `Releases`); with no product, runs it once what it rests on is durable.
-    async fn release_then(&self, order_id: OrderId, products: VecDeque<ProductId>, then: Then) {
+    fn release_then(&self, order_id: OrderId, products: VecDeque<ProductId>, then: Then) {
         let releases = Releases {
             order_id,
             products,
             then,
         };
-        releases
-            .forward(&self.links.directory, &self.links.recorder)
-            .await;
+        releases.forward(&self.links.directory, &self.links.recorder);
     }
 
     /// A PENDING order ended (paid, expired or cancelled): its slot is free again, its
@@ -212,7 +211,7 @@ impl UserActor {
     }
 
     /// Takes a pending-order slot and hands the placement to its first product.
-    async fn place(&self, state: &UserState, placement: Placement) {
+    fn place(&self, state: &UserState, placement: Placement) {
         let limit = self.links.limits.max_pending_orders_per_user;
         let user_id = state.id;
         if self.links.directory.take_pending_slot(user_id, limit) != Some(true) {
@@ -220,17 +219,9 @@ impl UserActor {
             self.links.recorder.reply(placement.reply, refused);
             return;
         }
-        let (first, order_id) = (placement.stock[0].0, placement.order.order_id);
-        let sent = self
-            .links
-            .directory
-            .send(first, ProductMessage::Reserve(placement))
-            .await;
-        if let Err(error) = sent {
-            // Only while the engine stops: nothing was reserved.
-            self.release_slot(user_id);
-            tracing::error!(order_id, product_id = first, ?error, "a placement stopped");
-        }
+        let first = placement.stock[0].0;
+        let reserve = ProductMessage::Reserve(placement);
+        self.links.directory.forward(first, reserve);
     }
 
     /// Every product reserved: records the order, which exists from here on.
@@ -261,7 +252,7 @@ impl UserActor {
 
     /// A product refused: gives the slot back and releases what was reserved, the refusal
     /// travelling with the releases.
-    async fn refused(&self, state: &UserState, placement: Placement, error: StockError) {
+    fn refused(&self, state: &UserState, placement: Placement, error: StockError) {
         self.release_slot(state.id);
         let Placement {
             order,
@@ -275,8 +266,7 @@ impl UserActor {
             let _ = reply.send(Err(EngineError::from(error)));
             drop(admission);
         };
-        self.release_then(order.order_id, products, Box::new(then))
-            .await;
+        self.release_then(order.order_id, products, Box::new(then));
     }
 
     /// Drops ended orders the archive now holds, and records it.
@@ -354,10 +344,10 @@ impl Actor for UserActor {
                 let _ = reply.send(coupons);
             }
             UserMessage::ReceiveCoupon(coupon) => state.receive_coupon(coupon),
-            UserMessage::Place(placement) => self.place(state, placement).await,
+            UserMessage::Place(placement) => self.place(state, placement),
             UserMessage::Placed(placement) => self.placed(state, placement),
             UserMessage::Refused(placement, error) => {
-                self.refused(state, placement, error).await;
+                self.refused(state, placement, error);
             }
             UserMessage::Order { order_id, reply } => {
                 let _ = reply.send(state.orders.get(&order_id).cloned());
@@ -396,7 +386,7 @@ impl Actor for UserActor {
                     let _ = reply.send(result);
                     drop(admission);
                 };
-                self.release_then(order_id, expired, Box::new(then)).await;
+                self.release_then(order_id, expired, Box::new(then));
             }
             UserMessage::Cancel {
                 order_id,
@@ -419,7 +409,7 @@ impl Actor for UserActor {
                     let _ = reply.send(result);
                     drop(admission);
                 };
-                self.release_then(order_id, releases, Box::new(then)).await;
+                self.release_then(order_id, releases, Box::new(then));
             }
             UserMessage::Expire {
                 order_id,
@@ -428,7 +418,7 @@ impl Actor for UserActor {
             } => {
                 let releases = self.expire_if_due(state, order_id, now).unwrap_or_default();
                 let then = move || drop(admission);
-                self.release_then(order_id, releases, Box::new(then)).await;
+                self.release_then(order_id, releases, Box::new(then));
             }
             UserMessage::Read(reply) => {
                 let _ = reply.send(state.clone());

@@ -271,6 +271,12 @@ pub trait Resident: Message + Sized {
     fn passivate(directory: &Directory, id: u64, idle_before: Option<u64>) -> bool;
 }
 
+/// A forwarded message was dropped: its reply port with it (the caller hears 503), and what
+/// its chain had changed is finished by recovery at the next start.
+fn forward_failed<M: Resident>(id: u64, error: Undelivered) {
+    tracing::error!(kind = ?M::KIND, id, ?error, "a forwarded message was not delivered");
+}
+
 /// Why a message was not delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Undelivered {
@@ -309,6 +315,30 @@ impl Directory {
                 Some(Route::Wait | Route::Passive(_)) => waiting.wait(self).await?,
             }
         }
+    }
+
+    /// Delivers `message` as `send` does, but never waits: while the entity is passivating, a
+    /// task delivers it once the state is back. Actors passing a chain on use this: a handler
+    /// that waited for a passivating entity could be waiting for one that waits for it (a
+    /// product passing a placement back to a buyer that is releasing stock on that product).
+    /// One message per step of a chain, so a late delivery reorders nothing that matters.
+    pub fn forward<M: Resident>(self: &Arc<Self>, id: u64, message: M) {
+        let message = match M::route(self, id, true) {
+            Some(Route::Actor(actor)) => match actor.send_message(message) {
+                Ok(()) => return,
+                Err(MessagingErr::SendErr(returned)) => returned,
+                Err(_) => return forward_failed::<M>(id, Undelivered::Stopped),
+            },
+            Some(Route::Wait | Route::Passive(_)) => message,
+            Some(Route::Closed) => return forward_failed::<M>(id, Undelivered::Stopped),
+            None => return forward_failed::<M>(id, Undelivered::Unknown),
+        };
+        let directory = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = directory.send(id, message).await {
+                forward_failed::<M>(id, error);
+            }
+        });
     }
 
     /// Asks entity `id` (see `send`) and waits for the reply, all of it at most
