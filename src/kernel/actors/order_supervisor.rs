@@ -13,7 +13,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::clock::{Clock, Timestamp};
 use crate::kernel::actors::user::UserMessage;
-use crate::kernel::directory::Directory;
+use crate::kernel::directory::{Directory, Undelivered};
 use crate::kernel::gate::Gate;
 use crate::metrics::Metrics;
 use crate::model::{OrderId, UserId};
@@ -95,11 +95,14 @@ impl OrderSupervisor {
         myself.send_after(delay, || SupervisorMessage::Tick);
     }
 
-    fn expire(&self, due: Vec<(OrderId, UserId)>) {
+    /// Hands each due order's buyer an expiry hint. A hint that could not be delivered in
+    /// time is armed again, due at once, so the order is tried again at the next tick.
+    fn expire(&self, myself: &ActorRef<SupervisorMessage>, due: Vec<(OrderId, UserId)>) {
         if due.is_empty() {
             return;
         }
         let (directory, gate, clock) = (self.directory.clone(), self.gate.clone(), self.clock);
+        let supervisor = myself.clone();
         tokio::spawn(async move {
             for (order_id, user_id) in due {
                 // Through the gate like any command, so the admin audit never sees half an
@@ -114,6 +117,13 @@ impl OrderSupervisor {
                 };
                 if let Err(error) = directory.send(user_id, hint).await {
                     tracing::error!(order_id, user_id, ?error, "could not deliver an expiry");
+                    if error == Undelivered::TimedOut {
+                        let _ = supervisor.cast(SupervisorMessage::Arm {
+                            order_id,
+                            user_id,
+                            expires_at: now,
+                        });
+                    }
                 }
             }
         });
@@ -152,7 +162,7 @@ impl Actor for OrderSupervisor {
             SupervisorMessage::Tick => {
                 state.wake_at = None;
                 let due = state.take_due(self.clock.now());
-                self.expire(due);
+                self.expire(&myself, due);
                 self.schedule(&myself, state);
             }
             SupervisorMessage::Watched(reply) => {
