@@ -79,6 +79,7 @@ pub fn engine_config(settings: &Settings) -> Result<EngineConfig, StartError> {
         archive_after: settings.order.archive_after,
         metrics: std::sync::Arc::default(),
         passivation: Passivation::from(&settings.actors),
+        panics: None,
     })
 }
 

@@ -98,6 +98,8 @@ pub struct Metrics {
     running_actors: Gauge,
     activations: Counter,
     passivations: Counter,
+    /// By entity kind (`ENTITY_KINDS`): handlers that panicked or failed.
+    actor_failures: Vec<(&'static str, Counter)>,
     journal_records: Counter,
     journal_bytes: Counter,
     journal_fsyncs: Counter,
@@ -158,6 +160,14 @@ impl Metrics {
             running_actors: gauge("commerce_running_actors"),
             activations: counter("commerce_actor_activations_total"),
             passivations: counter("commerce_actor_passivations_total"),
+            actor_failures: ENTITY_KINDS
+                .iter()
+                .map(|&kind| {
+                    let labels = vec![Label::from_static_parts("kind", kind)];
+                    let key = Key::from_parts("commerce_actor_failures_total", labels);
+                    (kind, recorder.register_counter(&key, &METADATA))
+                })
+                .collect(),
             data_platform_backlog: gauge("commerce_data_platform_backlog_records"),
             journal_records: counter("commerce_journal_records_total"),
             journal_bytes: counter("commerce_journal_written_bytes_total"),
@@ -211,6 +221,14 @@ impl Metrics {
         latency.record(took.as_secs_f64());
     }
 
+    /// Counts a handler of an entity actor of `kind` (one of `ENTITY_KINDS`) that failed.
+    pub fn actor_failed(&self, kind: &str) {
+        let failures = self.actor_failures.iter();
+        if let Some((_, counter)) = failures.into_iter().find(|(name, _)| *name == kind) {
+            counter.increment(1);
+        }
+    }
+
     /// Notes a snapshot of `bytes` just written, which took `took`.
     pub fn snapshot_written(&self, took: Duration, bytes: u64) {
         self.snapshot_seconds.record(took.as_secs_f64());
@@ -254,6 +272,9 @@ fn cached<K: Eq + Hash, H: Clone>(
     }
     handles.entry(key).or_insert_with(register).clone()
 }
+
+/// The kinds of entity with actors, as the `kind` label names them.
+pub const ENTITY_KINDS: [&str; 3] = ["user", "product", "coupon"];
 
 /// Every metric's kind and HELP line (and its unit where it has one).
 const DESCRIPTIONS: &[(Kind, &str, Option<Unit>, &str)] = &[
@@ -364,6 +385,12 @@ const DESCRIPTIONS: &[(Kind, &str, Option<Unit>, &str)] = &[
         "commerce_actor_passivations_total",
         None,
         "User, product and coupon actors that stopped and handed their state back",
+    ),
+    (
+        Kind::Counter,
+        "commerce_actor_failures_total",
+        None,
+        "Handlers of user, product and coupon actors that panicked or failed, by entity kind; each entity was restored from the journal",
     ),
     (
         Kind::Gauge,

@@ -8,13 +8,14 @@ mod helpers;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use commerce_engine::clock::Clock;
 use commerce_engine::domain::state::EngineState;
 use commerce_engine::engine::{NewProduct, NewProductOption, OrderLine};
 use commerce_engine::journal::{self, FileOperation, RecoveryError, segment};
 use commerce_engine::kernel::directory::Passivation;
+use commerce_engine::kernel::supervision::Panics;
 use commerce_engine::{Engine, EngineConfig};
 use helpers::{EXPIRY, catalog, config, open_in};
 use rand::rngs::StdRng;
@@ -277,7 +278,25 @@ async fn random_operation(engine: &Engine, rng: &mut StdRng, orders: &mut Vec<(u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_operation_sequences_are_rebuilt_exactly() {
-    rebuilt_exactly(Passivation::default()).await;
+    rebuilt_exactly(Passivation::default(), None).await;
+}
+
+/// The same with one handled message in thirteen failing after its work: the entity's state
+/// garbled, then a panic (`src/kernel/supervision.rs`). Each failed entity is restored from the
+/// journal, so the live state still is exactly what recovery rebuilds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_operation_sequences_with_failing_handlers_are_rebuilt_exactly() {
+    let handled = Arc::new(AtomicU64::new(0));
+    let counted = handled.clone();
+    let panics = Panics(Arc::new(move |_, state| {
+        let failing = counted.fetch_add(1, Ordering::Relaxed) % 13 == 12;
+        if failing {
+            helpers::garble(state);
+        }
+        failing
+    }));
+    rebuilt_exactly(Passivation::default(), Some(panics)).await;
+    assert!(handled.load(Ordering::Relaxed) > 13, "handlers failed");
 }
 
 /// The same with every actor stopping after every message: the live state is mostly passive
@@ -285,13 +304,14 @@ async fn random_operation_sequences_are_rebuilt_exactly() {
 /// every entity passive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_operation_sequences_over_passive_entities_are_rebuilt_exactly() {
-    rebuilt_exactly(helpers::EVERY_MESSAGE).await;
+    rebuilt_exactly(helpers::EVERY_MESSAGE, None).await;
 }
 
-async fn rebuilt_exactly(passivation: Passivation) {
+async fn rebuilt_exactly(passivation: Passivation, panics: Option<Panics>) {
     let open = |dir: &Path| {
         let config = EngineConfig {
             passivation,
+            panics: panics.clone(),
             ..helpers::config(helpers::EXPIRY)
         };
         helpers::open_with(config, helpers::storage(dir), seed(), Clock::system())

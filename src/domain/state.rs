@@ -305,20 +305,48 @@ impl EngineState {
         let mut fixes = Vec::new();
         for product in self.products.values() {
             for &order_id in product.reservations.keys() {
-                let product_id = product.id;
-                match buyers.get(&order_id) {
-                    Some(OrderStatus::Pending) => {}
-                    Some(OrderStatus::Paid) => fixes.push(Record::Committed {
-                        product_id,
-                        order_id,
-                    }),
-                    _ => fixes.push(Record::Released {
-                        product_id,
-                        order_id,
-                    }),
-                }
+                let status = buyers.get(&order_id).copied();
+                // No buyer has it: the placement never finished.
+                let status = status.unwrap_or(OrderStatus::Cancelled);
+                fixes.extend(settling(product.id, order_id, status));
             }
         }
         fixes
+    }
+
+    /// The records that settle product `product_id`'s reservations of orders that ended at
+    /// their buyer (committed when PAID, released when EXPIRED or CANCELLED). A reservation
+    /// whose order no buyer has yet is left: its placement may still be on its way.
+    pub fn ended_reservations(&self, product_id: ProductId) -> Vec<Record> {
+        let Some(product) = self.products.get(&product_id) else {
+            return Vec::new();
+        };
+        let buyer = |order_id, user_id| {
+            let user: &UserState = self.users.get(&user_id)?;
+            user.orders.get(&order_id).map(|order| order.status)
+        };
+        product
+            .reservations
+            .iter()
+            .filter_map(|(&order_id, reservation)| {
+                let status = buyer(order_id, reservation.user_id)?;
+                settling(product_id, order_id, status)
+            })
+            .collect()
+    }
+}
+
+/// The record that settles a reservation of an order in `status`: `None` while it is PENDING.
+fn settling(product_id: ProductId, order_id: u64, status: OrderStatus) -> Option<Record> {
+    match status {
+        OrderStatus::Pending => None,
+        OrderStatus::Paid => Some(Record::Committed {
+            product_id,
+            order_id,
+        }),
+        OrderStatus::Expired | OrderStatus::Cancelled => Some(Record::Released {
+            product_id,
+            order_id,
+        }),
     }
 }

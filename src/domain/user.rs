@@ -267,9 +267,10 @@ impl UserState {
         }
     }
 
-    /// Keeps a coupon issued to this user.
+    /// Keeps a coupon issued to this user. A coupon it holds already stays as it is: a coupon
+    /// handed over again (by a coupon restored after a failure) is never made unused again.
     pub fn receive_coupon(&mut self, coupon: UserCoupon) {
-        self.coupons.insert(coupon.coupon_id, coupon);
+        self.coupons.entry(coupon.coupon_id).or_insert(coupon);
     }
 
     fn usable_coupon(

@@ -44,6 +44,7 @@ use crate::kernel::directory::{
     Activate, Directory, Passivation, ProductEntry, Resident, Undelivered, UserEntry,
 };
 use crate::kernel::gate::Gate;
+use crate::kernel::supervision::{Panics, Supervision};
 use crate::metrics::{Attempt, JournalTotals, Metrics, Readings};
 use crate::model::{OrderId, OrderStatus, UserId};
 use crate::snapshot::SnapshotInfo;
@@ -68,6 +69,9 @@ pub struct EngineConfig {
     pub metrics: Arc<Metrics>,
     /// When entity actors stop (`actors.passivate_after`, `actors.max_running`).
     pub passivation: Passivation,
+    /// A test double that makes entity actors' handlers panic (`src/kernel/supervision.rs`);
+    /// `None` everywhere but in tests.
+    pub panics: Option<Panics>,
 }
 
 impl Default for EngineConfig {
@@ -82,6 +86,7 @@ impl Default for EngineConfig {
             archive_after: Duration::from_secs(60),
             metrics: Arc::default(),
             passivation: Passivation::default(),
+            panics: None,
         }
     }
 }
@@ -168,6 +173,11 @@ impl Engine {
             ended: ended_sender,
             archived_orders: state.archived_orders.into(),
             metrics: config.metrics.clone(),
+            supervision: Arc::new(Supervision::new(
+                config.journal.clone(),
+                config.metrics.clone(),
+                config.panics.clone(),
+            )),
         });
         directory.set_activate(Box::new(Spawner {
             links: Arc::downgrade(&links),
@@ -537,6 +547,7 @@ impl Activate for Spawner {
             board,
             recorder: links.recorder.clone(),
             directory: links.directory.clone(),
+            supervision: links.supervision.clone(),
             activated_at: tokio::time::Instant::now(),
         };
         spawn_now(actor, state)
@@ -547,6 +558,7 @@ impl Activate for Spawner {
         let actor = CouponActor {
             recorder: links.recorder.clone(),
             directory: links.directory.clone(),
+            supervision: links.supervision.clone(),
             activated_at: tokio::time::Instant::now(),
         };
         spawn_now(actor, state)

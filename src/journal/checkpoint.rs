@@ -1,5 +1,5 @@
 //! The checkpointer thread: keeps a replica of the state by applying every durable batch, and
-//! writes snapshots of it on request, then deletes what no kept snapshot needs any more.
+//! writes snapshots of it (and answers reads of it) on request, then deletes what no kept snapshot needs any more.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
-use super::{JournalOptions, Record, Shared, SnapshotRequest, Start, segment};
+use super::{JournalOptions, Record, Request, Shared, Start, segment};
 use crate::domain::state::EngineState;
 use crate::snapshot::{self, SnapshotError, SnapshotInfo};
 
@@ -35,8 +35,8 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
 pub enum ToCheckpoint {
     /// Durable records, to apply.
     Batch(Vec<(u64, Record)>),
-    /// Write a snapshot of everything applied so far.
-    Snapshot(SnapshotRequest),
+    /// Answer a request (a snapshot, a read) from everything applied so far.
+    Request(Request),
     Stop,
 }
 
@@ -94,8 +94,8 @@ impl Checkpointer {
         {
             match message {
                 ToCheckpoint::Batch(records) => self.apply(records),
-                ToCheckpoint::Snapshot(request) => {
-                    let result = self.snapshot(request.taken_at);
+                ToCheckpoint::Request(Request::Snapshot { taken_at, reply }) => {
+                    let result = self.snapshot(taken_at);
                     if let Err(error) = &result {
                         self.shared
                             .stats
@@ -103,8 +103,14 @@ impl Checkpointer {
                             .fetch_add(1, Ordering::Relaxed);
                         tracing::error!(%error, "snapshot failed; the journal keeps every record since the last good one");
                     }
-                    let _ = request.reply.send(result);
+                    let _ = reply.send(result);
                 }
+                ToCheckpoint::Request(Request::Read(read)) => match &self.diverged {
+                    None => read(Ok(&self.state)),
+                    Some(reason) => read(Err(format!(
+                        "the replica stopped matching the journal at {reason}"
+                    ))),
+                },
                 ToCheckpoint::Stop => return false,
             }
         }

@@ -183,10 +183,24 @@ pub struct Start {
     pub next_snapshot: u64,
 }
 
-/// A snapshot asked for: written once everything appended before it is applied.
-struct SnapshotRequest {
-    taken_at: Timestamp,
-    reply: oneshot::Sender<Result<SnapshotInfo, SnapshotError>>,
+/// What the checkpointer is asked, answered once everything appended before it is applied.
+enum Request {
+    /// Write a snapshot of the replica.
+    Snapshot {
+        taken_at: Timestamp,
+        reply: oneshot::Sender<Result<SnapshotInfo, SnapshotError>>,
+    },
+    /// Read the replica (`Journal::read_replica`); `Err` says why it cannot be trusted.
+    Read(ReplicaRead),
+}
+
+/// A read of the replica, given the replica or why it cannot be trusted.
+type ReplicaRead = Box<dyn FnOnce(Result<&EngineState, String>) + Send>;
+
+impl Request {
+    fn is_snapshot(&self) -> bool {
+        matches!(self, Request::Snapshot { .. })
+    }
 }
 
 /// A reply held until the journal is durable at `after` (`Journal::release_after`).
@@ -199,7 +213,7 @@ struct Waiter {
 struct Queue {
     next_sequence: u64,
     records: Vec<(u64, Record)>,
-    snapshots: Vec<SnapshotRequest>,
+    requests: Vec<Request>,
     closing: bool,
     /// The last sequence on disk (per `journal.fsync`), as far as held replies go: written
     /// under this lock together with taking the waiters it releases, so a waiter is either
@@ -323,7 +337,7 @@ impl Journal {
             .expect("the journal queue is never poisoned");
         let sequence = queue.next_sequence;
         queue.next_sequence += 1;
-        let idle = queue.records.is_empty() && queue.snapshots.is_empty();
+        let idle = queue.records.is_empty() && queue.requests.is_empty();
         queue.records.push((sequence, record));
         self.shared.appended.store(sequence, Ordering::Release);
         drop(queue);
@@ -358,17 +372,41 @@ impl Journal {
     /// Writes a snapshot of the state after every record appended so far.
     pub async fn snapshot(&self, taken_at: Timestamp) -> Result<SnapshotInfo, SnapshotError> {
         let (reply, answer) = oneshot::channel();
+        self.ask(Request::Snapshot { taken_at, reply })?;
+        answer
+            .await
+            .map_err(|_| SnapshotError::Unavailable("the journal stopped first".into()))?
+    }
+
+    /// What `read` finds in the state the journal holds: the replica, once every record
+    /// appended so far is applied to it (written, not necessarily fsynced). This is how a
+    /// failed actor's entity is restored (`src/kernel/supervision.rs`).
+    pub async fn read_replica<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&EngineState) -> T + Send + 'static,
+    ) -> Result<T, SnapshotError> {
+        let (reply, answer) = oneshot::channel();
+        let read = move |replica: Result<&EngineState, String>| {
+            let _ = reply.send(replica.map(read));
+        };
+        self.ask(Request::Read(Box::new(read)))?;
+        let answered = answer
+            .await
+            .map_err(|_| SnapshotError::Unavailable("the journal stopped first".into()))?;
+        answered.map_err(SnapshotError::Inconsistent)
+    }
+
+    /// Queues a request for the checkpointer behind every record appended so far.
+    fn ask(&self, request: Request) -> Result<(), SnapshotError> {
         {
             let mut queue = self.shared.queue.lock().expect("not poisoned");
             if queue.closing {
                 return Err(SnapshotError::Unavailable("the journal has stopped".into()));
             }
-            queue.snapshots.push(SnapshotRequest { taken_at, reply });
+            queue.requests.push(request);
         }
         self.shared.wake.notify_one();
-        answer
-            .await
-            .map_err(|_| SnapshotError::Unavailable("the journal stopped first".into()))?
+        Ok(())
     }
 
     pub fn stats(&self) -> &Stats {

@@ -157,11 +157,11 @@ fn retrying<T>(
 /// What one turn of the loop took from the queue.
 struct Drained {
     records: Vec<(u64, Record)>,
-    snapshots: Vec<super::SnapshotRequest>,
+    requests: Vec<super::Request>,
     closing: bool,
 }
 
-/// Waits for work: records, snapshot requests, closing — or, with `interval`, the next fsync.
+/// Waits for work: records, requests for the checkpointer, closing — or, with `interval`, the next fsync.
 fn drain(
     shared: &Shared,
     options: &JournalOptions,
@@ -170,10 +170,10 @@ fn drain(
 ) -> Drained {
     let mut queue = shared.queue.lock().expect("not poisoned");
     loop {
-        if !queue.records.is_empty() || !queue.snapshots.is_empty() || queue.closing {
+        if !queue.records.is_empty() || !queue.requests.is_empty() || queue.closing {
             return Drained {
                 records: std::mem::take(&mut queue.records),
-                snapshots: std::mem::take(&mut queue.snapshots),
+                requests: std::mem::take(&mut queue.requests),
                 closing: queue.closing,
             };
         }
@@ -252,14 +252,15 @@ pub fn run(
             super::release(released);
             let _ = to_checkpoint.send(ToCheckpoint::Batch(drained.records));
         }
-        if !drained.snapshots.is_empty() && segment.unsynced {
+        let snapshots = drained.requests.iter().any(super::Request::is_snapshot);
+        if snapshots && segment.unsynced {
             // A snapshot never includes a record the journal could still lose (with
             // `interval` or `off`), so an older snapshot always replays to the present.
             retrying(&shared, "fsync", || segment.sync());
             last_sync = Instant::now();
         }
-        for request in drained.snapshots {
-            let _ = to_checkpoint.send(ToCheckpoint::Snapshot(request));
+        for request in drained.requests {
+            let _ = to_checkpoint.send(ToCheckpoint::Request(request));
         }
         if drained.closing {
             if segment.unsynced {

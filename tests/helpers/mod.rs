@@ -108,6 +108,7 @@ pub fn config(expiry: Duration) -> EngineConfig {
         archive_after: ARCHIVE_AFTER,
         metrics: Default::default(),
         passivation: Default::default(),
+        panics: None,
     }
 }
 
@@ -348,4 +349,24 @@ pub fn assert_rebuilt(mut rebuilt: EngineState, live: &EngineState, context: &st
         rebuilt == *live,
         "{context}: the rebuilt state differs from the live one"
     );
+}
+
+/// What a failed handler might leave behind (`Panics`): the entity's state garbled, kind by
+/// kind — a balance from nowhere and orders gone, stock gone, a coupon's units and holders
+/// gone. A restore must undo all of it.
+pub fn garble(state: &mut dyn std::any::Any) {
+    use commerce_engine::domain::{coupon::CouponState, product::ProductState, user::UserState};
+    if let Some(user) = state.downcast_mut::<UserState>() {
+        user.balance = 7;
+        user.orders.clear();
+        user.coupons.clear();
+    } else if let Some(product) = state.downcast_mut::<ProductState>() {
+        for option in &mut product.options {
+            option.available = 0;
+        }
+        product.reservations.clear();
+    } else if let Some(coupon) = state.downcast_mut::<CouponState>() {
+        coupon.remaining = 0;
+        coupon.holders.clear();
+    }
 }

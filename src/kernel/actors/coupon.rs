@@ -11,10 +11,12 @@ use std::sync::Arc;
 
 use crate::clock::Timestamp;
 use crate::domain::coupon::{CouponState, IssueError};
+use crate::domain::state::EngineState;
 use crate::kernel::actors::Recorder;
 use crate::kernel::actors::user::UserMessage;
-use crate::kernel::directory::Directory;
+use crate::kernel::directory::{Directory, Kind};
 use crate::kernel::gate::Admission;
+use crate::kernel::supervision::Supervision;
 use crate::model::{CouponView, UserCoupon, UserId};
 use crate::wire::Record;
 
@@ -40,6 +42,7 @@ pub struct CouponActor {
     /// How issued coupons reach their users, and where the state goes back when the actor
     /// stops (the coupon is passive again).
     pub directory: Arc<Directory>,
+    pub supervision: Arc<Supervision>,
     /// When the directory asked for this actor (its activation latency ends in `pre_start`).
     pub activated_at: tokio::time::Instant,
 }
@@ -73,12 +76,34 @@ impl Actor for CouponActor {
         Ok(())
     }
 
+    /// Runs the message's handler under supervision: if it fails, the coupon is restored.
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        let key = (Kind::Coupon, state.id);
+        let issuing = match &message {
+            CouponMessage::Issue { user_id, .. } => Some(*user_id),
+            _ => None,
+        };
+        let handled = async {
+            self.dispatch(message, state).await;
+            self.supervision.injected(key, state);
+            Ok(())
+        };
+        if self.supervision.run(key, handled).await.is_err() {
+            self.restore(state, issuing).await;
+        }
+        self.directory.handled::<CouponMessage>(key.1);
+        Ok(())
+    }
+}
+
+impl CouponActor {
+    /// Handles one message: a branch per kind.
+    async fn dispatch(&self, message: CouponMessage, state: &mut CouponState) {
         match message {
             CouponMessage::Issue {
                 user_id,
@@ -110,7 +135,34 @@ impl Actor for CouponActor {
                 let _ = reply.send(state.clone());
             }
         }
-        self.directory.handled::<CouponMessage>(state.id);
-        Ok(())
+    }
+
+    /// Takes the coupon's state as the journal has it, after a handler failed
+    /// (`src/kernel/supervision.rs`). If the failed message was an issue to `issuing` that
+    /// the journal has, the coupon is handed to that user again (it may have failed before
+    /// handing it over; a user keeps a coupon it already holds as it is).
+    async fn restore(&self, state: &mut CouponState, issuing: Option<UserId>) {
+        let coupon_id = state.id;
+        let read = move |replica: &EngineState| {
+            let coupon = replica.coupons.get(&coupon_id)?.clone();
+            let issued = issuing
+                .and_then(|user_id| replica.users.get(&user_id))
+                .and_then(|user| user.coupons.get(&coupon_id))
+                .cloned();
+            Some((coupon, issued))
+        };
+        let key = (Kind::Coupon, coupon_id);
+        let Some((restored, issued)) = self.supervision.durable(key, read).await else {
+            return;
+        };
+        *state = restored;
+        if let Some(coupon) = issued {
+            let user_id = coupon.user_id;
+            let received = UserMessage::ReceiveCoupon(coupon);
+            if let Err(error) = self.directory.send(user_id, received).await {
+                tracing::error!(user_id, ?error, "an issued coupon did not reach its user");
+            }
+        }
+        tracing::info!(coupon_id, "coupon restored from the journal");
     }
 }

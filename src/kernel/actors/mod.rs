@@ -3,8 +3,9 @@
 //! API), its state with plain synchronous methods (unit-tested without a runtime) and a thin
 //! `handle` that matches a message to one of them.
 //!
-//! Business failures travel inside replies (`Result<_, DomainError>`); `handle` itself only
-//! returns `Err` for a bug, because an `Err` stops a ractor actor.
+//! Business failures travel inside replies (`Result<_, DomainError>`); a handler only returns
+//! `Err` for a bug. Entity actors run each handler under `Supervision::run`, so a bug (an
+//! `Err` or a panic) restores the entity from the journal instead of stopping its actor.
 
 pub mod coupon;
 pub mod data_platform;
@@ -23,6 +24,7 @@ use crate::config::Limits;
 use crate::journal::{Journal, Record};
 use crate::kernel::directory::Directory;
 use crate::kernel::gate::Gate;
+use crate::kernel::supervision::Supervision;
 use crate::metrics::Metrics;
 use crate::model::{OrderId, UserId};
 
@@ -89,6 +91,8 @@ pub struct Links {
     /// Ended orders that have left memory for the archive (`EngineState::archived_orders`).
     pub archived_orders: std::sync::atomic::AtomicU64,
     pub metrics: Arc<Metrics>,
+    /// How an entity actor survives a handler that failed.
+    pub supervision: Arc<Supervision>,
 }
 
 /// An order that ended (PAID, EXPIRED or CANCELLED) at `at`: it may move to the archive

@@ -17,9 +17,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::domain::product::{ProductState, StockError};
+use crate::domain::state::EngineState;
 use crate::kernel::actors::Recorder;
 use crate::kernel::actors::user::{Placement, UserMessage};
-use crate::kernel::directory::Directory;
+use crate::kernel::directory::{Directory, Kind};
+use crate::kernel::supervision::Supervision;
 use crate::model::{OptionId, OrderId, ProductId};
 use crate::wire::Record;
 
@@ -98,6 +100,7 @@ pub struct ProductActor {
     pub recorder: Recorder,
     /// Where the state goes back when the actor stops (the product is passive again).
     pub directory: Arc<Directory>,
+    pub supervision: Arc<Supervision>,
     /// When the directory asked for this actor (its activation latency ends in `pre_start`).
     pub activated_at: tokio::time::Instant,
 }
@@ -141,6 +144,91 @@ impl ProductActor {
     }
 }
 
+impl ProductActor {
+    /// Payment: the order's reservation becomes sold (nothing without one).
+    fn commit(&self, state: &mut ProductState, order_id: OrderId) {
+        if state.commit(order_id) {
+            let product_id = state.id;
+            self.recorder.record(|| Record::Committed {
+                product_id,
+                order_id,
+            });
+        }
+    }
+
+    /// The order's reservation returns to available (nothing without one).
+    fn release(&self, state: &mut ProductState, order_id: OrderId) {
+        if state.release(order_id) {
+            let product_id = state.id;
+            self.recorder.record(|| Record::Released {
+                product_id,
+                order_id,
+            });
+        }
+    }
+
+    /// Handles one message: a branch per kind.
+    fn dispatch(&self, message: ProductMessage, state: &mut ProductState) {
+        // Publish before passing on or replying: once a caller hears of the change, listings
+        // show it.
+        match message {
+            ProductMessage::Reserve(placement) => self.reserve(state, placement),
+            ProductMessage::Commit { order_id } => self.commit(state, order_id),
+            ProductMessage::Release(releases) => {
+                self.release(state, releases.order_id);
+                self.board.publish(state);
+                releases.forward(&self.directory, &self.recorder);
+            }
+            ProductMessage::Restock {
+                option_id,
+                quantity,
+                reply,
+            } => {
+                let result = state.restock(option_id, quantity);
+                if result.is_ok() {
+                    let product_id = state.id;
+                    self.recorder.record(|| Record::Restocked {
+                        product_id,
+                        option_id,
+                        quantity,
+                    });
+                }
+                self.board.publish(state);
+                let _ = reply.send(result);
+            }
+            ProductMessage::Read(reply) => {
+                let _ = reply.send(state.clone());
+            }
+        }
+    }
+
+    /// Takes the product's state as the journal has it, after a handler failed
+    /// (`src/kernel/supervision.rs`), settles reservations of orders that ended meanwhile (the
+    /// failed message may have been their commit or release; one still queued then finds
+    /// nothing to do), and publishes its stock again.
+    async fn restore(&self, state: &mut ProductState) {
+        let product_id = state.id;
+        let read = move |replica: &EngineState| {
+            let product = replica.products.get(&product_id)?.clone();
+            Some((product, replica.ended_reservations(product_id)))
+        };
+        let key = (Kind::Product, product_id);
+        let Some((restored, ended)) = self.supervision.durable(key, read).await else {
+            return;
+        };
+        *state = restored;
+        for settled in ended {
+            match settled {
+                Record::Committed { order_id, .. } => self.commit(state, order_id),
+                Record::Released { order_id, .. } => self.release(state, order_id),
+                _ => {}
+            }
+        }
+        self.board.publish(state);
+        tracing::info!(product_id, "product restored from the journal");
+    }
+}
+
 impl Actor for ProductActor {
     type Msg = ProductMessage;
     type State = ProductState;
@@ -173,58 +261,23 @@ impl Actor for ProductActor {
         Ok(())
     }
 
+    /// Runs the message's handler under supervision: if it fails, the product is restored.
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        // Publish before replying: once a caller hears "reserved", listings show the drop.
-        match message {
-            ProductMessage::Reserve(placement) => self.reserve(state, placement),
-            ProductMessage::Commit { order_id } => {
-                if state.commit(order_id) {
-                    let product_id = state.id;
-                    self.recorder.record(|| Record::Committed {
-                        product_id,
-                        order_id,
-                    });
-                }
-            }
-            ProductMessage::Release(releases) => {
-                let order_id = releases.order_id;
-                if state.release(order_id) {
-                    let product_id = state.id;
-                    self.recorder.record(|| Record::Released {
-                        product_id,
-                        order_id,
-                    });
-                }
-                self.board.publish(state);
-                releases.forward(&self.directory, &self.recorder);
-            }
-            ProductMessage::Restock {
-                option_id,
-                quantity,
-                reply,
-            } => {
-                let result = state.restock(option_id, quantity);
-                if result.is_ok() {
-                    let product_id = state.id;
-                    self.recorder.record(|| Record::Restocked {
-                        product_id,
-                        option_id,
-                        quantity,
-                    });
-                }
-                self.board.publish(state);
-                let _ = reply.send(result);
-            }
-            ProductMessage::Read(reply) => {
-                let _ = reply.send(state.clone());
-            }
+        let key = (Kind::Product, state.id);
+        let handled = async {
+            self.dispatch(message, state);
+            self.supervision.injected(key, state);
+            Ok(())
+        };
+        if self.supervision.run(key, handled).await.is_err() {
+            self.restore(state).await;
         }
-        self.directory.handled::<ProductMessage>(state.id);
+        self.directory.handled::<ProductMessage>(key.1);
         Ok(())
     }
 }
@@ -247,6 +300,7 @@ mod tests {
                 Default::default(),
                 0,
             )),
+            supervision: Arc::new(Supervision::new(None, Default::default(), None)),
             activated_at: tokio::time::Instant::now(),
         };
         let (product, handle) = Actor::spawn(None, actor, state).await.unwrap();

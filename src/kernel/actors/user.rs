@@ -24,6 +24,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::clock::Timestamp;
 use crate::domain::product::{StockError, StockLine};
+use crate::domain::state::EngineState;
 use crate::domain::user::{CancelError, ChargeError, PaymentError, UserState};
 use crate::error::EngineError;
 use crate::kernel::actors::Links;
@@ -31,6 +32,7 @@ use crate::kernel::actors::data_platform::DataPlatformMessage;
 use crate::kernel::actors::order_supervisor::SupervisorMessage;
 use crate::kernel::actors::product::{ProductMessage, Releases, Then};
 use crate::kernel::actors::sales::SalesMessage;
+use crate::kernel::directory::Kind;
 use crate::kernel::gate::Admission;
 use crate::model::{
     CouponId, Order, OrderId, OrderPaid, OrderStatus, Payment, ProductId, UserCoupon, UserId, Won,
@@ -319,11 +321,34 @@ impl Actor for UserActor {
         Ok(())
     }
 
+    /// Runs the message's handler under supervision: if it fails, the user is restored.
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
         message: Self::Msg,
         state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let key = (Kind::User, state.id);
+        let supervision = &self.links.supervision;
+        let handled = async {
+            self.dispatch(message, state).await?;
+            supervision.injected(key, state);
+            Ok(())
+        };
+        if supervision.run(key, handled).await.is_err() {
+            self.restore(state).await;
+        }
+        self.links.directory.handled::<UserMessage>(key.1);
+        Ok(())
+    }
+}
+
+impl UserActor {
+    /// Handles one message: a branch per kind, each calling the methods above.
+    async fn dispatch(
+        &self,
+        message: UserMessage,
+        state: &mut UserState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
             UserMessage::Charge { amount, reply } => {
@@ -447,7 +472,32 @@ impl Actor for UserActor {
                 }
             }
         }
-        self.links.directory.handled::<UserMessage>(state.id);
         Ok(())
+    }
+
+    /// Takes the user's state as the journal has it, after a handler failed
+    /// (`src/kernel/supervision.rs`), then publishes its balance again, indexes its orders and
+    /// arms the deadlines of the PENDING ones (the failed handler may have recorded an order
+    /// without arming it; arming twice only sets a deadline to itself).
+    async fn restore(&self, state: &mut UserState) {
+        let user_id = state.id;
+        let read = move |replica: &EngineState| replica.users.get(&user_id).cloned();
+        let supervision = &self.links.supervision;
+        let Some(restored) = supervision.durable((Kind::User, user_id), read).await else {
+            return;
+        };
+        *state = restored;
+        self.publish_balance(state);
+        for order in state.orders.values() {
+            self.links.directory.insert_order(order.order_id, user_id);
+            if order.status == OrderStatus::Pending {
+                let _ = self.links.deadlines.cast(SupervisorMessage::Arm {
+                    order_id: order.order_id,
+                    user_id,
+                    expires_at: order.expires_at,
+                });
+            }
+        }
+        tracing::info!(user_id, "user restored from the journal");
     }
 }

@@ -86,6 +86,17 @@ pub enum Kind {
     Coupon,
 }
 
+impl Kind {
+    /// Its name in logs and metric labels (`metrics::ENTITY_KINDS`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::User => "user",
+            Kind::Product => "product",
+            Kind::Coupon => "coupon",
+        }
+    }
+}
+
 /// One entity: its kind and id.
 pub type Key = (Kind, u64);
 
