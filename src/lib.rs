@@ -19,7 +19,8 @@
 //! ```
 //!
 //! Consistency across actors comes from the admission gate (`src/kernel/gate.rs`); the
-//! invariants it protects are checked by `src/audit.rs`.
+//! invariants it protects are checked by `src/audit.rs`. A handler that panics or fails does
+//! not take its entity down: it is restored from the journal (`src/kernel/supervision.rs`).
 //!
 //! # Layers
 //!
@@ -30,7 +31,8 @@
 //! main, app                 wiring: settings -> storage -> engine -> HTTP
 //! http                      routes, handlers, wire types, Code -> status
 //! engine                    use cases: one async fn each; sends commands, holds no entity state
-//! kernel                    actors, directory, gate (actors and directory are one layer)
+//! kernel                    actors, directory, gate, supervision (actors and directory are
+//!                           one layer)
 //! journal, snapshot,        storage: records and states in, files out; no actor, no engine
 //!   archive
 //! error, audit, seed        EngineError; invariant checks; the seed file -> EngineState
@@ -56,7 +58,7 @@
 //! | directory | where each entity is (its actor, or its passive state); activation and passivation | actors (starts and stops them) | the engine stops |
 //! | `Engine` ids | the id counters (order ids in recorded blocks) | the journal | the engine stops |
 //! | journal writer thread | the journal's segments, the durable position, replies held for durability | reply ports (it sends them), the checkpointer | the journal closes |
-//! | checkpointer thread | the replica of the state, snapshot files | nobody | the journal closes |
+//! | checkpointer thread | the replica of the state, snapshot files | nobody (it answers snapshot requests and reads of the replica: a failed entity's restore) | the journal closes |
 //! | archivist task | the archive store | buyers (which ended orders moved) | the engine stops |
 //!
 //! A multi-entity change is a chain of messages in which each owner changes its own state and

@@ -15,7 +15,7 @@ use commerce_engine::domain::state::EngineState;
 use commerce_engine::engine::{NewProduct, NewProductOption, OrderLine};
 use commerce_engine::journal::{self, FileOperation, RecoveryError, segment};
 use commerce_engine::kernel::directory::Passivation;
-use commerce_engine::kernel::supervision::Panics;
+use commerce_engine::kernel::supervision::{Moment, Panics};
 use commerce_engine::{Engine, EngineConfig};
 use helpers::{EXPIRY, catalog, config, open_in};
 use rand::rngs::StdRng;
@@ -288,7 +288,10 @@ async fn random_operation_sequences_are_rebuilt_exactly() {
 async fn random_operation_sequences_with_failing_handlers_are_rebuilt_exactly() {
     let handled = Arc::new(AtomicU64::new(0));
     let counted = handled.clone();
-    let panics = Panics(Arc::new(move |_, state| {
+    let panics = Panics(Arc::new(move |moment, _, state| {
+        if moment != Moment::Handled {
+            return false;
+        }
         let failing = counted.fetch_add(1, Ordering::Relaxed) % 13 == 12;
         if failing {
             helpers::garble(state);

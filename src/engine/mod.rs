@@ -128,7 +128,7 @@ impl Engine {
         let (sales, _) = Actor::spawn(None, SalesActor, state.sales.clone())
             .await
             .map_err(spawn_failed)?;
-        let recorder = Recorder::new(config.journal.clone());
+        let recorder = Recorder::new(config.journal.clone(), config.panics.clone());
         let (ended_sender, ended_reports) = match &config.archive {
             Some(_) => {
                 let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();

@@ -115,10 +115,10 @@ pub struct UserEntry {
     /// Written only by the user's actor, after every change and before it replies; while the
     /// user is passive, its balance.
     balance: AtomicU64,
-    /// The user's PENDING orders plus placements in flight. Written only by the user's actor:
-    /// taken when it starts a placement (`take_pending_slot`), given back when the placement is
-    /// refused or an order stops being PENDING. It lives here, not in the actor's state, so a
-    /// placement in flight keeps its slot across a passivation.
+    /// The user's pending-order slots (`Slots`). Written only by the user's actor: taken when
+    /// it starts a placement (`take_pending_slot`), kept by the order once placed, given back
+    /// when the placement is refused or an order stops being PENDING. It lives here, not in
+    /// the actor's state, so a placement in flight keeps its slot across a passivation.
     pending_orders: AtomicU64,
     residence: Residence<UserMessage, PassiveUser>,
 }
@@ -133,8 +133,33 @@ impl UserEntry {
         let (balance, passive) = PassiveUser::from_state(state.clone());
         UserEntry {
             balance: AtomicU64::new(balance),
-            pending_orders: AtomicU64::new(pending),
+            pending_orders: AtomicU64::new(Slots::packed(0, pending)),
             residence: Residence::Passive(passive),
+        }
+    }
+}
+
+/// A user's pending-order slots, packed in one `u64` so they change together atomically: the
+/// slots taken (its PENDING orders plus its placements in flight) in the low 32 bits, the
+/// placements in flight in the high 32 bits. Keeping the placements apart lets a restore count
+/// the slots again from the orders (`Directory::recount_pending_slots`).
+struct Slots {
+    placing: u64,
+    taken: u64,
+}
+
+impl Slots {
+    const HALF: u64 = u32::MAX as u64;
+
+    /// Packed; each part saturates at `u32::MAX` (far above any pending-order limit).
+    fn packed(placing: u64, taken: u64) -> u64 {
+        (placing.min(Slots::HALF) << 32) | taken.min(Slots::HALF)
+    }
+
+    fn of(packed: u64) -> Slots {
+        Slots {
+            placing: packed >> 32,
+            taken: packed & Slots::HALF,
         }
     }
 }
@@ -243,31 +268,58 @@ impl Directory {
         }
     }
 
-    /// Takes one of the user's `limit` pending-order slots, atomically: concurrent placements
-    /// of one user never get past the limit together. `None` for an unknown user, `Some(false)`
-    /// when every slot is taken.
+    /// Takes one of the user's `limit` pending-order slots for a placement, atomically:
+    /// concurrent placements of one user never get past the limit together. `None` for an
+    /// unknown user, `Some(false)` when every slot is taken.
     pub fn take_pending_slot(&self, id: UserId, limit: u64) -> Option<bool> {
-        let entry = self.users.get(&id)?;
-        let taken =
-            entry
-                .pending_orders
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |pending| {
-                    (pending < limit).then_some(pending + 1)
-                });
+        let taken = self.update_slots(id, |Slots { placing, taken }| {
+            (taken < limit).then(|| Slots::packed(placing + 1, taken + 1))
+        })?;
         Some(taken.is_ok())
     }
 
-    /// Gives back one pending-order slot (never below zero): a placement failed, or an order
-    /// stopped being PENDING.
+    /// A placement became an order, which keeps its slot.
+    pub fn placement_placed(&self, id: UserId) {
+        let _ = self.update_slots(id, |Slots { placing, taken }| {
+            Some(Slots::packed(placing.checked_sub(1)?, taken))
+        });
+    }
+
+    /// A placement was refused: its slot is free again.
+    pub fn placement_refused(&self, id: UserId) {
+        let _ = self.update_slots(id, |Slots { placing, taken }| {
+            Some(Slots::packed(placing.checked_sub(1)?, taken.checked_sub(1)?))
+        });
+    }
+
+    /// An order stopped being PENDING: its slot is free again (never below zero).
     pub fn release_pending_slot(&self, id: UserId) {
-        if let Some(entry) = self.users.get(&id) {
-            let _ =
-                entry
-                    .pending_orders
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |pending| {
-                        pending.checked_sub(1)
-                    });
-        }
+        let _ = self.update_slots(id, |Slots { placing, taken }| {
+            Some(Slots::packed(placing, taken.checked_sub(1)?))
+        });
+    }
+
+    /// Counts the user's slots again after a restore: its `pending` PENDING orders plus its
+    /// placements in flight.
+    pub fn recount_pending_slots(&self, id: UserId, pending: u64) {
+        let _ = self.update_slots(id, |Slots { placing, .. }| {
+            Some(Slots::packed(placing, pending + placing))
+        });
+    }
+
+    /// Updates user `id`'s slots atomically; `None` for an unknown user, `Err` when `update`
+    /// refused.
+    fn update_slots(
+        &self,
+        id: UserId,
+        mut update: impl FnMut(Slots) -> Option<u64>,
+    ) -> Option<Result<u64, u64>> {
+        let entry = self.users.get(&id)?;
+        let slots = &entry.pending_orders;
+        let updated = slots.fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
+            update(Slots::of(packed))
+        });
+        Some(updated)
     }
 
     /// Registers a passive user; false if the id is taken.

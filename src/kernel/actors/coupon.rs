@@ -94,7 +94,7 @@ impl Actor for CouponActor {
             Ok(())
         };
         if self.supervision.run(key, handled).await.is_err() {
-            self.restore(state, issuing).await;
+            self.restore(state, issuing).await?;
         }
         self.directory.handled::<CouponMessage>(key.1);
         Ok(())
@@ -141,7 +141,11 @@ impl CouponActor {
     /// (`src/kernel/supervision.rs`). If the failed message was an issue to `issuing` that
     /// the journal has, the coupon is handed to that user again (it may have failed before
     /// handing it over; a user keeps a coupon it already holds as it is).
-    async fn restore(&self, state: &mut CouponState, issuing: Option<UserId>) {
+    async fn restore(
+        &self,
+        state: &mut CouponState,
+        issuing: Option<UserId>,
+    ) -> Result<(), ActorProcessingErr> {
         let coupon_id = state.id;
         let read = move |replica: &EngineState| {
             let coupon = replica.coupons.get(&coupon_id)?.clone();
@@ -152,8 +156,8 @@ impl CouponActor {
             Some((coupon, issued))
         };
         let key = (Kind::Coupon, coupon_id);
-        let Some((restored, issued)) = self.supervision.durable(key, read).await else {
-            return;
+        let Some((restored, issued)) = self.supervision.durable(key, read).await? else {
+            return Ok(());
         };
         *state = restored;
         if let Some(coupon) = issued {
@@ -163,6 +167,6 @@ impl CouponActor {
                 tracing::error!(user_id, ?error, "an issued coupon did not reach its user");
             }
         }
-        tracing::info!(coupon_id, "coupon restored from the journal");
+        Ok(())
     }
 }

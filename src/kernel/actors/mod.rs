@@ -24,24 +24,33 @@ use crate::config::Limits;
 use crate::journal::{Journal, Record};
 use crate::kernel::directory::Directory;
 use crate::kernel::gate::Gate;
-use crate::kernel::supervision::Supervision;
+use crate::kernel::supervision::{Moment, Panics, Supervision, recorded_by};
 use crate::metrics::Metrics;
 use crate::model::{OrderId, UserId};
 
 /// Where an actor appends the record of each change it makes (see `src/journal/mod.rs`):
 /// inside its handler, before any follow-up or reply. Without a journal, nowhere.
 #[derive(Clone, Debug, Default)]
-pub struct Recorder(Option<Journal>);
+pub struct Recorder {
+    journal: Option<Journal>,
+    /// The test double that may fail a handler right after it recorded (`Moment::Recorded`).
+    panics: Option<Panics>,
+}
 
 impl Recorder {
-    pub fn new(journal: Option<Journal>) -> Recorder {
-        Recorder(journal)
+    pub fn new(journal: Option<Journal>, panics: Option<Panics>) -> Recorder {
+        Recorder { journal, panics }
     }
 
     /// Appends the record `record` builds (built only when there is a journal).
     pub fn record(&self, record: impl FnOnce() -> Record) {
-        if let Some(journal) = &self.0 {
-            journal.append(record());
+        if let Some(journal) = &self.journal {
+            let record = record();
+            let key = self.panics.as_ref().and_then(|_| recorded_by(&record));
+            journal.append(record);
+            if let (Some(panics), Some(key)) = (&self.panics, key) {
+                panics.at(Moment::Recorded, key, &mut ());
+            }
         }
     }
 
@@ -50,7 +59,7 @@ impl Recorder {
     /// waits for it. Every reply that must not leave before its change is on disk goes
     /// through here.
     pub fn after_durable(&self, then: impl FnOnce() + Send + 'static) {
-        match &self.0 {
+        match &self.journal {
             Some(journal) => journal.release_after(journal.appended(), then),
             None => then(),
         }
@@ -69,7 +78,7 @@ impl Recorder {
     }
 
     pub fn journal(&self) -> Option<&Journal> {
-        self.0.as_ref()
+        self.journal.as_ref()
     }
 }
 

@@ -167,7 +167,15 @@ impl ProductActor {
         }
     }
 
-    /// Handles one message: a branch per kind.
+    /// Releases `order_id`'s reservation, if any, and publishes the stock.
+    fn release_published(&self, state: &mut ProductState, order_id: Option<OrderId>) {
+        if let Some(order_id) = order_id {
+            self.release(state, order_id);
+            self.board.publish(state);
+        }
+    }
+
+    /// Handles one message: a branch per kind (`handle` takes releases before it).
     fn dispatch(&self, message: ProductMessage, state: &mut ProductState) {
         // Publish before passing on or replying: once a caller hears of the change, listings
         // show it.
@@ -175,8 +183,7 @@ impl ProductActor {
             ProductMessage::Reserve(placement) => self.reserve(state, placement),
             ProductMessage::Commit { order_id } => self.commit(state, order_id),
             ProductMessage::Release(releases) => {
-                self.release(state, releases.order_id);
-                self.board.publish(state);
+                self.release_published(state, Some(releases.order_id));
                 releases.forward(&self.directory, &self.recorder);
             }
             ProductMessage::Restock {
@@ -206,15 +213,15 @@ impl ProductActor {
     /// (`src/kernel/supervision.rs`), settles reservations of orders that ended meanwhile (the
     /// failed message may have been their commit or release; one still queued then finds
     /// nothing to do), and publishes its stock again.
-    async fn restore(&self, state: &mut ProductState) {
+    async fn restore(&self, state: &mut ProductState) -> Result<(), ActorProcessingErr> {
         let product_id = state.id;
         let read = move |replica: &EngineState| {
             let product = replica.products.get(&product_id)?.clone();
             Some((product, replica.ended_reservations(product_id)))
         };
         let key = (Kind::Product, product_id);
-        let Some((restored, ended)) = self.supervision.durable(key, read).await else {
-            return;
+        let Some((restored, ended)) = self.supervision.durable(key, read).await? else {
+            return Ok(());
         };
         *state = restored;
         for settled in ended {
@@ -225,7 +232,7 @@ impl ProductActor {
             }
         }
         self.board.publish(state);
-        tracing::info!(product_id, "product restored from the journal");
+        Ok(())
     }
 }
 
@@ -261,7 +268,8 @@ impl Actor for ProductActor {
         Ok(())
     }
 
-    /// Runs the message's handler under supervision: if it fails, the product is restored.
+    /// Runs the message's handler under supervision: if it fails, the product is restored. A
+    /// chain of releases is held outside the handler, so it goes on whatever happens there.
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
@@ -269,14 +277,30 @@ impl Actor for ProductActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let key = (Kind::Product, state.id);
+        let (message, releases) = match message {
+            ProductMessage::Release(releases) => (None, Some(releases)),
+            message => (Some(message), None),
+        };
+        let released = releases.as_ref().map(|releases| releases.order_id);
         let handled = async {
-            self.dispatch(message, state);
+            match message {
+                Some(message) => self.dispatch(message, state),
+                None => self.release_published(state, released),
+            }
             self.supervision.injected(key, state);
             Ok(())
         };
+        let mut restored = Ok(());
         if self.supervision.run(key, handled).await.is_err() {
-            self.restore(state).await;
+            restored = self.restore(state).await;
+            if restored.is_ok() {
+                self.release_published(state, released);
+            }
         }
+        if let Some(releases) = releases {
+            releases.forward(&self.directory, &self.recorder);
+        }
+        restored?;
         self.directory.handled::<ProductMessage>(key.1);
         Ok(())
     }

@@ -141,11 +141,6 @@ impl UserActor {
             .publish_balance(state.id, state.balance);
     }
 
-    /// An order stopped being PENDING: one of the user's pending-order slots is free again.
-    fn release_slot(&self, user_id: UserId) {
-        self.links.directory.release_pending_slot(user_id);
-    }
-
     /// Releases `products`' reservations for `order_id` one product after another, then runs
     /// `then` (see `Releases`); with no product, runs it once what it rests on is durable.
     fn release_then(&self, order_id: OrderId, products: VecDeque<ProductId>, then: Then) {
@@ -160,7 +155,7 @@ impl UserActor {
     /// A PENDING order ended (paid, expired or cancelled): its slot is free again, its
     /// deadline no longer watched, and the archive may take it later.
     fn pending_ended(&self, user_id: UserId, order_id: OrderId) {
-        self.release_slot(user_id);
+        self.links.directory.release_pending_slot(user_id);
         let _ = self
             .links
             .deadlines
@@ -228,6 +223,7 @@ impl UserActor {
 
     /// Every product reserved: records the order, which exists from here on.
     fn placed(&self, state: &mut UserState, placement: Placement) {
+        self.links.directory.placement_placed(state.id);
         let Placement {
             order,
             reply,
@@ -255,7 +251,7 @@ impl UserActor {
     /// A product refused: gives the slot back and releases what was reserved, the refusal
     /// travelling with the releases.
     fn refused(&self, state: &UserState, placement: Placement, error: StockError) {
-        self.release_slot(state.id);
+        self.links.directory.placement_refused(state.id);
         let Placement {
             order,
             stock,
@@ -329,14 +325,27 @@ impl Actor for UserActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let key = (Kind::User, state.id);
+        // The PENDING order this message may end: if it fails, the restore finishes ending it.
+        let ending = match &message {
+            UserMessage::Pay { order_id, .. }
+            | UserMessage::Cancel { order_id, .. }
+            | UserMessage::Expire { order_id, .. } => Some(*order_id),
+            _ => None,
+        };
+        let pending = |order_id| {
+            let order = state.orders.get(&order_id);
+            order.is_some_and(|order| order.status == OrderStatus::Pending)
+        };
+        let ending = ending.filter(|&order_id| pending(order_id));
         let supervision = &self.links.supervision;
+        let mut settled = false;
         let handled = async {
-            self.dispatch(message, state).await?;
+            self.dispatch(message, state, &mut settled).await?;
             supervision.injected(key, state);
             Ok(())
         };
         if supervision.run(key, handled).await.is_err() {
-            self.restore(state).await;
+            self.restore(state, ending, settled).await?;
         }
         self.links.directory.handled::<UserMessage>(key.1);
         Ok(())
@@ -344,11 +353,13 @@ impl Actor for UserActor {
 }
 
 impl UserActor {
-    /// Handles one message: a branch per kind, each calling the methods above.
+    /// Handles one message: a branch per kind, each calling the methods above. `settled` is
+    /// set once a payment's follow-ups are all sent (what a restore must not send twice).
     async fn dispatch(
         &self,
         message: UserMessage,
         state: &mut UserState,
+        settled: &mut bool,
     ) -> Result<(), ActorProcessingErr> {
         match message {
             UserMessage::Charge { amount, reply } => {
@@ -404,6 +415,7 @@ impl UserActor {
                     });
                     self.pending_ended(state.id, order_id);
                     self.settle_payment(&state.orders[&order_id]).await;
+                    *settled = true;
                     self.publish_balance(state);
                     self.links.metrics.orders_paid.increment(1);
                 }
@@ -476,18 +488,34 @@ impl UserActor {
     }
 
     /// Takes the user's state as the journal has it, after a handler failed
-    /// (`src/kernel/supervision.rs`), then publishes its balance again, indexes its orders and
-    /// arms the deadlines of the PENDING ones (the failed handler may have recorded an order
-    /// without arming it; arming twice only sets a deadline to itself).
-    async fn restore(&self, state: &mut UserState) {
+    /// (`src/kernel/supervision.rs`): publishes its balance again, counts its pending-order
+    /// slots again from its orders (the failed handler may have ended an order without giving
+    /// its slot back), indexes its orders and arms the deadlines of the PENDING ones (it may
+    /// have recorded an order without arming it; arming twice only sets a deadline to itself).
+    /// If the failed message was about order `ending`, PENDING before it, and the journal has
+    /// that order ended,
+    /// what ending it sets off on other actors is done again: its deadline dropped (harmless
+    /// twice); a PAID order's payment settled unless the failed handler had `settled` it (its
+    /// stock commits are harmless twice, its sale and delivery are not); an EXPIRED or
+    /// CANCELLED order's stock released (harmless twice).
+    async fn restore(
+        &self,
+        state: &mut UserState,
+        ending: Option<OrderId>,
+        settled: bool,
+    ) -> Result<(), ActorProcessingErr> {
         let user_id = state.id;
         let read = move |replica: &EngineState| replica.users.get(&user_id).cloned();
         let supervision = &self.links.supervision;
-        let Some(restored) = supervision.durable((Kind::User, user_id), read).await else {
-            return;
+        let Some(restored) = supervision.durable((Kind::User, user_id), read).await? else {
+            return Ok(());
         };
         *state = restored;
         self.publish_balance(state);
+        let pending = state.orders.values();
+        let pending = pending.filter(|order| order.status == OrderStatus::Pending);
+        let pending = pending.count() as u64;
+        self.links.directory.recount_pending_slots(user_id, pending);
         for order in state.orders.values() {
             self.links.directory.insert_order(order.order_id, user_id);
             if order.status == OrderStatus::Pending {
@@ -498,6 +526,22 @@ impl UserActor {
                 });
             }
         }
-        tracing::info!(user_id, "user restored from the journal");
+        let ended = ending.and_then(|order_id| state.orders.get(&order_id));
+        let Some(order) = ended.filter(|order| order.status != OrderStatus::Pending) else {
+            return Ok(());
+        };
+        let order_id = order.order_id;
+        let _ = self
+            .links
+            .deadlines
+            .cast(SupervisorMessage::Disarm { order_id });
+        if order.status == OrderStatus::Paid {
+            if !settled {
+                self.settle_payment(order).await;
+            }
+        } else {
+            self.release_then(order_id, products_of(order), Box::new(|| {}));
+        }
+        Ok(())
     }
 }
