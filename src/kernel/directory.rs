@@ -288,7 +288,10 @@ impl Directory {
     /// A placement was refused: its slot is free again.
     pub fn placement_refused(&self, id: UserId) {
         let _ = self.update_slots(id, |Slots { placing, taken }| {
-            Some(Slots::packed(placing.checked_sub(1)?, taken.checked_sub(1)?))
+            Some(Slots::packed(
+                placing.checked_sub(1)?,
+                taken.checked_sub(1)?,
+            ))
         });
     }
 
