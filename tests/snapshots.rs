@@ -212,8 +212,10 @@ async fn pending_orders_keep_their_deadlines_across_restarts() {
 
     // Minute 11: `early` (deadline minute 10) expires at once, `late` (minute 18) does not.
     let engine = open_in(dir.path(), seed.clone(), minutes_after_start(11)).await;
-    eventually("early expired at once", || async {
+    // The order turns EXPIRED first; its stock comes back once the product has the release.
+    eventually("early expired at once and its 3 came back", || async {
         engine.order(early.order_id).await.unwrap().status == OrderStatus::Expired
+            && engine.product(1).unwrap().options[0].stock == 6
     })
     .await;
     let late_now = engine.order(late.order_id).await.unwrap();
@@ -229,11 +231,14 @@ async fn pending_orders_keep_their_deadlines_across_restarts() {
     engine.stop().await;
 
     let engine = open_in(dir.path(), seed, minutes_after_start(19)).await;
-    eventually("late expired once its deadline had passed", || async {
-        engine.order(late.order_id).await.unwrap().status == OrderStatus::Expired
-    })
+    eventually(
+        "late expired once its deadline had passed, all stock back",
+        || async {
+            engine.order(late.order_id).await.unwrap().status == OrderStatus::Expired
+                && engine.product(1).unwrap().options[0].stock == 10
+        },
+    )
     .await;
-    assert_eq!(engine.product(1).unwrap().options[0].stock, 10);
     helpers::assert_audit_ok(&engine).await;
     engine.stop().await;
 }
