@@ -136,9 +136,11 @@ pub async fn open(
     let mut state = recovered.state;
     let mut position = recovered.position;
     let mut unfinished = recovered.unfinished;
+    let mut changed = recovered.changed;
     // A crash between storing archived orders and recording it left them in both places.
     unfinished.extend(archived_twice(&state, &archive).map_err(StartError::Config)?);
     for record in unfinished {
+        changed.mark(&record);
         state
             .apply(record.clone())
             .map_err(|error| StartError::Config(format!("finishing a crash: {error}")))?;
@@ -147,11 +149,12 @@ pub async fn open(
     config.journal = Some(journal);
     config.archive = Some(archive);
     let engine = Engine::start(config, clock, &state).await?;
-    replica.start(state, position);
+    replica.start(state, position, changed);
     if !recovered.from_snapshot {
-        // Written in the background like any snapshot: until it is, recovery starts again from
-        // the seed and replays the journal, so serving before it loses nothing. (At ten
-        // million users it takes seconds: the state is audited, encoded and fsynced.)
+        // A snapshot file of the seed and a first flush of the store, written in the
+        // background like any: until they are, recovery starts again from the seed and
+        // replays the journal, so serving before it loses nothing. (At ten million users it
+        // takes seconds: the state is audited, encoded and fsynced, twice.)
         let first = engine.clone();
         tokio::spawn(async move {
             if let Err(error) = first.snapshot().await {
@@ -240,7 +243,8 @@ async fn metrics_upkeep(engine: Engine) {
     }
 }
 
-/// Takes a snapshot every `interval` until told to stop.
+/// Flushes what changed into the entity store every `interval` (the periodic snapshot)
+/// until told to stop.
 async fn snapshot_every(interval: Duration, engine: Engine, mut stop: oneshot::Receiver<()>) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -249,9 +253,9 @@ async fn snapshot_every(interval: Duration, engine: Engine, mut stop: oneshot::R
             _ = ticks.tick() => {}
             _ = &mut stop => return,
         }
-        // Never interrupted: a stop waits for the snapshot in progress. Errors are logged
-        // inside `snapshot` and retried at the next tick.
-        let _ = engine.snapshot().await;
+        // Never interrupted: a stop waits for the flush in progress. Errors are logged inside
+        // `flush`; what changed stays marked for the next tick.
+        let _ = engine.flush().await;
     }
 }
 

@@ -34,7 +34,7 @@
 //! kernel                    actors, directory, gate, supervision (actors and directory are
 //!                           one layer)
 //! journal, snapshot,        storage: records and states in, files out; no actor, no engine
-//!   archive
+//!   archive, store
 //! error, audit, seed        EngineError; invariant checks; the seed file -> EngineState
 //! domain                    entity states, transitions, domain errors, EngineState + apply
 //! wire                      on-disk types: journal records, snapshot bodies
@@ -58,7 +58,7 @@
 //! | directory | where each entity is (its actor, or its passive state); activation and passivation | actors (starts and stops them) | the engine stops |
 //! | `Engine` ids | the id counters (order ids in recorded blocks) | the journal | the engine stops |
 //! | journal writer thread | the journal's segments, the durable position, replies held for durability | reply ports (it sends them), the checkpointer | the journal closes |
-//! | checkpointer thread | the replica of the state, snapshot files | nobody (it answers snapshot requests and reads of the replica: a failed entity's restore) | the journal closes |
+//! | checkpointer thread | the replica of the state, the entity store, snapshot files | nobody (it answers flush and snapshot requests and reads of the replica: a failed entity's restore) | the journal closes |
 //! | archivist task | the archive store | buyers (which ended orders moved) | the engine stops |
 //!
 //! A multi-entity change is a chain of messages in which each owner changes its own state and
@@ -84,6 +84,7 @@ pub mod metrics;
 pub mod model;
 pub mod seed;
 pub mod snapshot;
+pub mod store;
 pub mod wire;
 
 pub use engine::{Engine, EngineConfig};

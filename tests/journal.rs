@@ -48,16 +48,23 @@ fn segments(dir: &Path) -> Vec<segment::Listed> {
     segment::list(dir).unwrap()
 }
 
+/// A copy of a stopped engine's directory: the journal, the snapshots and the entity store
+/// (the order archive too: these journals are younger than `archive_after`, so it is empty).
 fn copy_dir(from: &Path) -> tempfile::TempDir {
-    let to = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        // The order archive is a directory; these journals are younger than `archive_after`,
-        // so it holds nothing and a copy starts its own.
-        if path.is_file() {
-            std::fs::copy(&path, to.path().join(path.file_name().unwrap())).unwrap();
+    fn copy(from: &Path, to: &Path) {
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            let target = to.join(path.file_name().unwrap());
+            if path.is_dir() {
+                std::fs::create_dir(&target).unwrap();
+                copy(&path, &target);
+            } else {
+                std::fs::copy(&path, target).unwrap();
+            }
         }
     }
+    let to = tempfile::tempdir().unwrap();
+    copy(from, to.path());
     to
 }
 

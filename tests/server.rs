@@ -117,7 +117,7 @@ async fn a_missing_seed_is_a_clear_start_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snapshots_are_taken_periodically_and_only_the_newest_are_kept() {
+async fn the_store_is_flushed_periodically_and_only_the_newest_snapshot_files_are_kept() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = settings(dir.path());
     settings.snapshot.interval = std::time::Duration::from_millis(50);
@@ -125,25 +125,33 @@ async fn snapshots_are_taken_periodically_and_only_the_newest_are_kept() {
     let running = app::start(&settings, app::StartOptions::default())
         .await
         .unwrap();
-    // Waits for the third periodic snapshot; the guard only turns a hang into a failure.
-    let third = async {
+    // Waits for three periodic flushes (the first start's snapshot counts one more); the guard
+    // only turns a hang into a failure.
+    let flushes = async {
         loop {
-            let files = commerce_engine::snapshot::list(dir.path()).unwrap();
-            if files.first().is_some_and(|(sequence, _, _)| *sequence >= 3) {
-                return files;
+            let text = running.engine.metrics_text();
+            let count = text
+                .lines()
+                .find_map(|line| line.strip_prefix("commerce_snapshot_duration_seconds_count "))
+                .and_then(|count| count.trim().parse::<u64>().ok());
+            if count.is_some_and(|count| count >= 4) {
+                return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     };
-    tokio::time::timeout(std::time::Duration::from_secs(60), third)
+    tokio::time::timeout(std::time::Duration::from_secs(60), flushes)
         .await
-        .expect("periodic snapshots are written");
-    // A new file lands before the oldest is pruned, so count once writing has stopped.
+        .expect("the store is flushed periodically");
+    assert_eq!(
+        commerce_engine::snapshot::list(dir.path()).unwrap().len(),
+        1,
+        "a flush writes no snapshot file: only the seed's is there"
+    );
+    running.engine.snapshot().await.unwrap();
+    running.engine.snapshot().await.unwrap();
     running.shutdown().await.unwrap();
     let files = commerce_engine::snapshot::list(dir.path()).unwrap();
-    assert_eq!(files.len(), 2, "snapshot.keep = 2 keeps two: {files:?}");
-    assert!(
-        files[0].0 >= 4,
-        "the final snapshot follows the periodic ones: {files:?}"
-    );
+    let sequences: Vec<u64> = files.iter().map(|file| file.0).collect();
+    assert_eq!(sequences, [4, 3], "snapshot.keep = 2 keeps the newest two");
 }

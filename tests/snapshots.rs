@@ -278,8 +278,14 @@ async fn snapshots_under_load_restore_with_the_journal_to_the_live_state() {
             })
         })
         .collect();
-    for _ in 0..10 {
-        engine.snapshot().await.unwrap();
+    // Flushes of the store (the periodic snapshot) and snapshot files, in turn; the last
+    // is a file, which also flushes the store to its position.
+    for round in 0..10 {
+        if round % 2 == 0 {
+            engine.flush().await.unwrap();
+        } else {
+            engine.snapshot().await.unwrap();
+        }
         tokio::task::yield_now().await;
     }
     for buyer in buyers {
@@ -288,15 +294,7 @@ async fn snapshots_under_load_restore_with_the_journal_to_the_live_state() {
     let live = helpers::settled(&engine).await;
     helpers::assert_audit_ok(&engine).await;
     engine.stop().await;
-
-    // Newest first: each snapshot, with the journal after it, rebuilds exactly the live state.
-    // Then it is removed, so the next recovery starts from the one before.
-    let files = snapshot::list(dir.path()).unwrap();
-    assert_eq!(files.len(), 11, "the seed's snapshot and ten under load");
-    for (sequence, position, path) in files {
-        let loaded = snapshot::decode_file(&std::fs::read(&path).unwrap())
-            .unwrap_or_else(|reason| panic!("snapshot {sequence}: {reason}"));
-        assert_eq!(loaded.position, position);
+    let rebuilds = |from: &str| {
         let mut rebuilt = recovered(dir.path());
         // Order ids are recorded by block: the counter comes back at or above the live one, so
         // no id is ever given twice.
@@ -304,10 +302,22 @@ async fn snapshots_under_load_restore_with_the_journal_to_the_live_state() {
         rebuilt.ids.next_order_id = live.ids.next_order_id;
         assert!(
             rebuilt == live,
-            "snapshot {sequence} + journal differ from the live state"
+            "{from} + journal differ from the live state"
         );
-        std::fs::remove_file(path).unwrap();
+    };
+
+    // The store, with the journal after it, rebuilds exactly the live state; so does the
+    // newest snapshot file (at the store's position) once the store is gone.
+    rebuilds("the entity store");
+    let files = snapshot::list(dir.path()).unwrap();
+    assert_eq!(files.len(), 6, "the seed's snapshot and five under load");
+    for (sequence, position, path) in &files {
+        let loaded = snapshot::decode_file(&std::fs::read(path).unwrap())
+            .unwrap_or_else(|reason| panic!("snapshot {sequence}: {reason}"));
+        assert_eq!(loaded.position, *position);
     }
+    std::fs::remove_dir_all(dir.path().join(commerce_engine::store::DIR_NAME)).unwrap();
+    rebuilds("the newest snapshot file");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,17 @@ use crate::wire::snapshot::{
 
 impl SnapshotV3 {
     pub fn from_state(sequence: u64, taken_at: Timestamp, state: &EngineState) -> SnapshotV3 {
+        SnapshotV3 {
+            users: state.users.values().map(UserV2::from_state).collect(),
+            products: state.products.values().map(ProductV2::from_state).collect(),
+            coupons: state.coupons.values().map(CouponV1::from_state).collect(),
+            ..SnapshotV3::without_entities(sequence, taken_at, state)
+        }
+    }
+
+    /// Everything but the users, products and coupons (the entity store keeps each of those
+    /// under its own key).
+    pub fn without_entities(sequence: u64, taken_at: Timestamp, state: &EngineState) -> SnapshotV3 {
         let ids = &state.ids;
         SnapshotV3 {
             sequence,
@@ -31,9 +42,9 @@ impl SnapshotV3 {
                 next_coupon_id: ids.next_coupon_id,
                 next_order_id: ids.next_order_id,
             },
-            users: state.users.values().map(UserV2::from_state).collect(),
-            products: state.products.values().map(ProductV2::from_state).collect(),
-            coupons: state.coupons.values().map(CouponV1::from_state).collect(),
+            users: Vec::new(),
+            products: Vec::new(),
+            coupons: Vec::new(),
             daily_sales: state
                 .sales
                 .daily
@@ -101,7 +112,7 @@ impl SnapshotV3 {
 }
 
 impl UserV2 {
-    fn from_state(user: &UserState) -> UserV2 {
+    pub fn from_state(user: &UserState) -> UserV2 {
         UserV2 {
             id: user.id,
             balance: user.balance,
@@ -117,7 +128,7 @@ impl UserV2 {
         }
     }
 
-    fn into_state(self) -> UserState {
+    pub fn into_state(self) -> UserState {
         let id = self.id;
         UserState {
             id,

@@ -48,6 +48,7 @@ use crate::kernel::supervision::{Panics, Supervision};
 use crate::metrics::{Attempt, JournalTotals, Metrics, Readings};
 use crate::model::{OrderId, OrderStatus, UserId};
 use crate::snapshot::SnapshotInfo;
+use crate::store::Flushed;
 use ids::Ids;
 
 /// How the engine behaves, independent of HTTP.
@@ -384,6 +385,18 @@ impl Engine {
         };
         journal
             .snapshot(self.clock().now())
+            .await
+            .map_err(|error| EngineError::Snapshot(error.to_string()))
+    }
+
+    /// Flushes what changed since the last flush into the entity store (the periodic
+    /// snapshot, see `src/store.rs`); nothing waits for it.
+    pub async fn flush(&self) -> Result<Flushed, EngineError> {
+        let Some(journal) = self.journal() else {
+            return Err(EngineError::Snapshot("snapshots are not configured".into()));
+        };
+        journal
+            .flush(self.clock().now())
             .await
             .map_err(|error| EngineError::Snapshot(error.to_string()))
     }

@@ -1,5 +1,6 @@
 //! The checkpointer thread: keeps a replica of the state by applying every durable batch, and
-//! writes snapshots of it (and answers reads of it) on request, then deletes what no kept snapshot needs any more.
+//! flushes what changed into the entity store, writes snapshot files of it (and answers reads
+//! of it) on request, then deletes the journal segments the store includes.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,8 +9,10 @@ use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
 use super::{JournalOptions, Record, Request, Shared, Start, segment};
+use crate::clock::Timestamp;
 use crate::domain::state::EngineState;
 use crate::snapshot::{self, SnapshotError, SnapshotInfo};
+use crate::store::{Changed, EntityStore, Flushed};
 
 /// The niceness of the thread that writes a snapshot: on a busy machine it gets about a tenth
 /// of a core against the request path's threads (Linux CFS weights 110 vs 1024).
@@ -50,12 +53,20 @@ pub struct Checkpointer {
     /// Set when a record did not apply: the replica no longer matches the journal, so no
     /// snapshot is written from it (the journal keeps everything instead).
     diverged: Option<String>,
+    store: EntityStore,
+    /// What differs between the replica and the store: the next flush writes it.
+    changed: Changed,
     shared: Arc<Shared>,
 }
 
 impl Checkpointer {
     /// A checkpointer with no replica yet: `run` waits for it first.
-    pub fn new(options: &JournalOptions, start: &Start, shared: Arc<Shared>) -> Checkpointer {
+    pub fn new(
+        options: &JournalOptions,
+        start: &Start,
+        store: EntityStore,
+        shared: Arc<Shared>,
+    ) -> Checkpointer {
         Checkpointer {
             dir: options.dir.clone(),
             keep: options.keep,
@@ -63,17 +74,24 @@ impl Checkpointer {
             position: start.position,
             next_snapshot: start.next_snapshot,
             diverged: None,
+            store,
+            changed: Changed::everything(),
             shared,
         }
     }
 
-    /// Takes the replica (the recovered state and the last record in it), then applies what
-    /// the writer hands over. Without a replica (the journal was dropped first) it stops.
-    pub fn run(mut self, replica: Receiver<(EngineState, u64)>, batches: Receiver<ToCheckpoint>) {
-        let Ok((state, position)) = replica.recv() else {
+    /// Takes the replica (the recovered state, the last record in it, and what in it the store
+    /// does not have yet), then applies what the writer hands over. Without a replica (the
+    /// journal was dropped first) it stops.
+    pub fn run(
+        mut self,
+        replica: Receiver<(EngineState, u64, Changed)>,
+        batches: Receiver<ToCheckpoint>,
+    ) {
+        let Ok((state, position, changed)) = replica.recv() else {
             return;
         };
-        (self.state, self.position) = (state, position);
+        (self.state, self.position, self.changed) = (state, position, changed);
         while let Ok(message) = batches.recv() {
             if !self.handle(message) {
                 return;
@@ -105,6 +123,9 @@ impl Checkpointer {
                     }
                     let _ = reply.send(result);
                 }
+                ToCheckpoint::Request(Request::Flush { taken_at, reply }) => {
+                    let _ = reply.send(self.flush(taken_at));
+                }
                 ToCheckpoint::Request(Request::Read(read)) => match &self.diverged {
                     None => read(Ok(&self.state)),
                     Some(reason) => read(Err(format!(
@@ -122,6 +143,7 @@ impl Checkpointer {
         // before handing the state over).
         let applied = self.position;
         for (sequence, record) in records.into_iter().filter(|(s, _)| *s > applied) {
+            self.changed.mark(&record);
             if self.diverged.is_none()
                 && let Err(error) = self.state.apply(record)
             {
@@ -161,12 +183,11 @@ impl Checkpointer {
             SnapshotError::Unavailable("the snapshot writer thread panicked".into())
         })??;
         self.next_snapshot += 1;
+        // The store follows to the same position, so it is never older than a snapshot file.
+        self.write_store(taken_at)?;
         // The snapshot is durable now; failing to delete old files must not undo that.
         if let Err(error) = snapshot::prune(&self.dir, self.keep) {
             tracing::warn!(%error, "old snapshots could not be pruned");
-        }
-        if let Err(error) = self.delete_unneeded_segments() {
-            tracing::warn!(%error, "old journal segments could not be deleted");
         }
         let took = started.elapsed();
         let took_ms = took.as_millis() as u64;
@@ -182,13 +203,63 @@ impl Checkpointer {
         })
     }
 
-    /// Deletes each segment whose last record every kept snapshot already includes. The last
-    /// segment (being written) is never deleted.
-    fn delete_unneeded_segments(&self) -> Result<(), String> {
-        let kept = snapshot::list(&self.dir).map_err(|error| error.to_string())?;
-        let Some(oldest) = kept.iter().map(|(_, position, _)| *position).min() else {
-            return Ok(());
+    /// The periodic snapshot: `write_store`, timed in the snapshot metrics.
+    fn flush(&mut self, taken_at: Timestamp) -> Result<Flushed, SnapshotError> {
+        let started = Instant::now();
+        let flushed = self.write_store(taken_at)?;
+        self.shared
+            .metrics
+            .snapshot_written(started.elapsed(), flushed.bytes);
+        Ok(flushed)
+    }
+
+    /// Writes what changed since the last flush into the store, as the replica at its
+    /// position, then deletes the journal segments no start needs any more. A failure is
+    /// logged and counted; what changed stays marked for the next flush.
+    fn write_store(&mut self, taken_at: Timestamp) -> Result<Flushed, SnapshotError> {
+        if let Some(reason) = &self.diverged {
+            return Err(SnapshotError::Inconsistent(format!(
+                "the replica stopped matching the journal at {reason}"
+            )));
+        }
+        let started = Instant::now();
+        let (store, state, changed, position) =
+            (&self.store, &self.state, &self.changed, self.position);
+        // Like a snapshot file, on a thread of lower priority: the request path comes first.
+        let flushed = std::thread::scope(|scope| {
+            let writer = scope.spawn(move || {
+                lower_priority();
+                store.flush(state, changed, position, taken_at)
+            });
+            writer.join()
+        })
+        .map_err(|_| SnapshotError::Unavailable("the store writer thread panicked".into()))
+        .and_then(|flushed| flushed.map_err(SnapshotError::Store));
+        let flushed = match flushed {
+            Ok(flushed) => flushed,
+            Err(error) => {
+                self.shared
+                    .stats
+                    .snapshot_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%error, "the entity store could not be flushed; the journal keeps every record since its last flush");
+                return Err(error);
+            }
         };
+        self.changed = Changed::default();
+        if let Err(error) = self.delete_unneeded_segments() {
+            tracing::warn!(%error, "old journal segments could not be deleted");
+        }
+        let took_ms = started.elapsed().as_millis() as u64;
+        let Flushed { entities, bytes } = flushed;
+        tracing::info!(position, entities, bytes, took_ms, "store flushed");
+        Ok(flushed)
+    }
+
+    /// Deletes each segment whose last record the store already includes: a start begins at
+    /// the store. The last segment (being written) is never deleted.
+    fn delete_unneeded_segments(&self) -> Result<(), String> {
+        let oldest = self.position;
         let segments = segment::list(&self.dir).map_err(|error| error.to_string())?;
         let mut deleted = false;
         for pair in segments.windows(2) {

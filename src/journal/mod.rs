@@ -44,12 +44,15 @@
 //! second crash replays them in their place. Nothing a client was told can be undone: its
 //! reply waited for the owner's record.
 //!
-//! # Snapshots without a pause
+//! # Snapshots without a pause, at the cost of what changed
 //!
 //! A checkpointer thread holds a replica of the state and applies each batch once it is
-//! durable. A snapshot is a request queued like a record: the checkpointer, having applied
-//! everything before it, audits and writes the replica (its journal position is the last
-//! record applied). No actor is read and nothing waits for it; batches queue up meanwhile and
+//! durable, marking the entities each record changes. A flush (the periodic snapshot) and a
+//! snapshot file are requests queued like records: the writer fsyncs what came before them
+//! first, and the checkpointer, having applied everything before them, writes the marked
+//! entities into the entity store (`src/store.rs`) at its journal position (the last record
+//! applied) — or, for a file, audits and writes the whole replica, then flushes the store to
+//! the same position. No actor is read and nothing waits for it; batches queue up meanwhile and
 //! are applied after. The replica can end mid-operation; recovery replays what follows it.
 //!
 //! # Files, in `snapshot.dir`
@@ -77,9 +80,9 @@
 //!     16     n  payload: `Record`, bincode 2 standard encoding (`src/codec.rs`)
 //! ```
 //!
-//! A segment is deleted once every kept snapshot's position is at or past its last record, so
-//! falling back to an older snapshot still replays to the present. A snapshot that fails its
-//! audit is not written, so nothing is deleted on its account.
+//! A segment is deleted once the entity store's position is at or past its last record: a
+//! start begins at the store. A flush that fails deletes nothing; what it would have written
+//! stays marked for the next one.
 //!
 //! # Crash points and what recovery does
 //!
@@ -93,9 +96,11 @@
 //! | between `OrderExpired`/`OrderCancelled` and `Released` | ended order holding stock | released |
 //! | between `CouponIssued` and the user's copy | one record | replayed whole |
 //! | between `OrderPaid` and the data platform's ack | no `Delivered` | redelivered (at least once) |
-//! | during a snapshot | a `.tmp` file | removed; the previous snapshot and the journal are intact |
+//! | during a snapshot file | a `.tmp` file | removed; the previous snapshot and the journal are intact |
+//! | during a store flush | a torn fjall batch | fjall drops it on open: the store is the previous flush, the journal still has every record after it |
+//! | after a flush, before deleting segments | segments the store includes | skipped on replay (at or below the store's position), deleted after the next flush |
 //! | during rotation | a `.tmp` spare, or a last segment with no record | removed; records go on in a new segment |
-//! | during segment deletion | some old segments left | deleted at the next snapshot |
+//! | during segment deletion | some old segments left | deleted after the next flush |
 //!
 //! Ids never repeat: a user, product, option or coupon id is in its creation record, and order
 //! ids are handed out from blocks of 1024 recorded (`OrderIdsTaken`) before any id of the
@@ -129,6 +134,7 @@ use crate::config::Settings;
 use crate::domain::state::EngineState;
 use crate::metrics::Metrics;
 use crate::snapshot::{SnapshotError, SnapshotInfo};
+use crate::store::{Changed, EntityStore, Flushed};
 
 /// How the journal writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -185,10 +191,15 @@ pub struct Start {
 
 /// What the checkpointer is asked, answered once everything appended before it is applied.
 enum Request {
-    /// Write a snapshot of the replica.
+    /// Write a snapshot file of the replica, then flush the store.
     Snapshot {
         taken_at: Timestamp,
         reply: oneshot::Sender<Result<SnapshotInfo, SnapshotError>>,
+    },
+    /// Flush what changed into the entity store (the periodic snapshot).
+    Flush {
+        taken_at: Timestamp,
+        reply: oneshot::Sender<Result<Flushed, SnapshotError>>,
     },
     /// Read the replica (`Journal::read_replica`); `Err` says why it cannot be trusted.
     Read(ReplicaRead),
@@ -198,8 +209,9 @@ enum Request {
 type ReplicaRead = Box<dyn FnOnce(Result<&EngineState, String>) + Send>;
 
 impl Request {
-    fn is_snapshot(&self) -> bool {
-        matches!(self, Request::Snapshot { .. })
+    /// Whether it writes state to disk: then every record it includes must be on disk first.
+    fn writes(&self) -> bool {
+        matches!(self, Request::Snapshot { .. } | Request::Flush { .. })
     }
 }
 
@@ -251,13 +263,14 @@ struct Shared {
 
 /// Where the recovered state goes once the engine has started from it: the checkpointer's
 /// replica, which snapshots are written from.
-pub struct Replica(std::sync::mpsc::Sender<(EngineState, u64)>);
+pub struct Replica(std::sync::mpsc::Sender<(EngineState, u64, Changed)>);
 
 impl Replica {
     /// Hands over the state, which includes every record up to `position` (recovery's fix-ups
-    /// too); the checkpointer skips those records when they come through the journal.
-    pub fn start(self, state: EngineState, position: u64) {
-        if self.0.send((state, position)).is_err() {
+    /// too), and what in it differs from the entity store; the checkpointer skips those
+    /// records when they come through the journal.
+    pub fn start(self, state: EngineState, position: u64, changed: Changed) {
+        if self.0.send((state, position, changed)).is_err() {
             tracing::error!("the journal's checkpointer has stopped: no snapshot will be written");
         }
     }
@@ -306,9 +319,10 @@ impl Journal {
                 path: options.dir.clone(),
                 source,
             })?;
+        let store = EntityStore::open(&options.dir).map_err(SnapshotError::Store)?;
         let (to_checkpoint, batches) = std::sync::mpsc::channel();
         let (replica, replica_state) = std::sync::mpsc::channel();
-        let checkpointer = checkpoint::Checkpointer::new(&options, &start, shared.clone());
+        let checkpointer = checkpoint::Checkpointer::new(&options, &start, store, shared.clone());
         let checkpoint = std::thread::Builder::new()
             .name("journal-checkpoint".into())
             .spawn(move || checkpointer.run(replica_state, batches))
@@ -369,10 +383,21 @@ impl Journal {
         self.shared.appended.load(Ordering::Acquire)
     }
 
-    /// Writes a snapshot of the state after every record appended so far.
+    /// Writes a snapshot file of the state after every record appended so far (and flushes
+    /// the entity store to the same position).
     pub async fn snapshot(&self, taken_at: Timestamp) -> Result<SnapshotInfo, SnapshotError> {
         let (reply, answer) = oneshot::channel();
         self.ask(Request::Snapshot { taken_at, reply })?;
+        answer
+            .await
+            .map_err(|_| SnapshotError::Unavailable("the journal stopped first".into()))?
+    }
+
+    /// Writes what changed since the last flush into the entity store, as the state after
+    /// every record appended so far.
+    pub async fn flush(&self, taken_at: Timestamp) -> Result<Flushed, SnapshotError> {
+        let (reply, answer) = oneshot::channel();
+        self.ask(Request::Flush { taken_at, reply })?;
         answer
             .await
             .map_err(|_| SnapshotError::Unavailable("the journal stopped first".into()))?
@@ -413,7 +438,8 @@ impl Journal {
         &self.shared.stats
     }
 
-    /// Writes and syncs everything appended, answers queued snapshots, and stops both threads.
+    /// Writes and syncs everything appended, answers queued requests (snapshots, flushes,
+    /// reads), and stops both threads.
     pub fn close(&self) {
         self.shared.queue.lock().expect("not poisoned").closing = true;
         self.shared.wake.notify_one();

@@ -1,6 +1,7 @@
-//! Recovery: the newest good snapshot, then every journal record after its position, in order;
-//! a torn tail is cut off, damage before the end stops the start. What a crash left unfinished
-//! is returned as records for the caller to append before serving (see `mod.rs`).
+//! Recovery: the entity store, or the newest good snapshot file when it is newer than the
+//! store, then every journal record after that position, in order; a torn tail is cut off,
+//! damage before the end stops the start. What a crash left unfinished is returned as records
+//! for the caller to append before serving (see `mod.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,7 @@ use super::segment::{self, Stop};
 use crate::clock::Timestamp;
 use crate::domain::state::EngineState;
 use crate::snapshot::{self, SnapshotError};
+use crate::store::{Changed, EntityStore};
 
 #[derive(Debug, Error)]
 pub enum RecoveryError {
@@ -34,6 +36,11 @@ pub enum RecoveryError {
     Seed(String),
     #[error("the recovered state breaks invariants: {0}")]
     Inconsistent(String),
+    #[error(
+        "{0}. Refusing to start; --ignore-unreadable-snapshots starts from the newest snapshot \
+         file instead (what the journal no longer holds after it is lost)"
+    )]
+    Store(String),
 }
 
 /// What recovery rebuilt.
@@ -46,10 +53,13 @@ pub struct Recovered {
     pub next_sequence: u64,
     /// The sequence the next snapshot gets.
     pub next_snapshot: u64,
-    /// Whether a snapshot was found (without one the state came from `seed` and the journal).
+    /// Whether a snapshot or the store was found (without one the state came from `seed` and
+    /// the journal).
     pub from_snapshot: bool,
     /// Records that finish what a crash left half done; not yet applied to `state`.
     pub unfinished: Vec<Record>,
+    /// What in `state` differs from the entity store.
+    pub changed: Changed,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecoveryError + '_ {
@@ -68,16 +78,38 @@ pub fn recover(
     seed: impl FnOnce() -> Result<EngineState, String>,
 ) -> Result<Recovered, RecoveryError> {
     snapshot::remove_stale_temporaries(dir)?;
-    let next_snapshot = snapshot::list(dir)?
-        .first()
-        .map_or(1, |(sequence, _, _)| sequence + 1);
-    let loaded = snapshot::read_newest(dir, ignore_damage)?;
-    let from_snapshot = loaded.is_some();
-    let (mut state, mut position, taken_at) = match loaded {
-        Some(loaded) => (loaded.state, loaded.position, loaded.taken_at),
-        None => (seed().map_err(RecoveryError::Seed)?, 0, Timestamp(0)),
+    let files = snapshot::list(dir)?;
+    let next_snapshot = files.first().map_or(1, |(sequence, _, _)| sequence + 1);
+    let newest_file = files.iter().map(|(_, position, _)| *position).max();
+    let store = EntityStore::open(dir).map_err(RecoveryError::Store)?;
+    let stored = match store.position() {
+        Ok(stored) => stored,
+        Err(error) if ignore_damage => {
+            tracing::error!(%error, "ENTITY STORE UNREADABLE: starting from the snapshot files as asked");
+            None
+        }
+        Err(error) => return Err(RecoveryError::Store(error)),
     };
-    let last = replay(dir, ignore_damage, &mut state, &mut position)?;
+    // The store follows every snapshot file, so it is the newer one unless it is missing.
+    let from_store = stored.is_some_and(|stored| newest_file.is_none_or(|file| stored >= file));
+    let mut from_snapshot = from_store;
+    let (mut state, mut position, taken_at, mut changed) = if from_store {
+        let stored = store.load().map_err(RecoveryError::Store)?;
+        let stored = stored.expect("the store has a position, so it was flushed");
+        tracing::info!(position = stored.position, "starting from the entity store");
+        let (state, position, taken_at) = (stored.state, stored.position, stored.taken_at);
+        (state, position, taken_at, Changed::default())
+    } else {
+        let loaded = snapshot::read_newest(dir, ignore_damage)?;
+        from_snapshot = loaded.is_some();
+        let (state, position, taken_at) = match loaded {
+            Some(loaded) => (loaded.state, loaded.position, loaded.taken_at),
+            None => (seed().map_err(RecoveryError::Seed)?, 0, Timestamp(0)),
+        };
+        // The store has none of it, or an older state: the first flush writes everything.
+        (state, position, taken_at, Changed::everything())
+    };
+    let last = replay(dir, ignore_damage, &mut state, &mut position, &mut changed)?;
     let unfinished = state.unfinished();
     if !unfinished.is_empty() {
         tracing::warn!(
@@ -96,6 +128,7 @@ pub fn recover(
         next_snapshot,
         from_snapshot,
         unfinished,
+        changed,
     })
 }
 
@@ -106,6 +139,7 @@ fn replay(
     ignore_damage: bool,
     state: &mut EngineState,
     position: &mut u64,
+    changed: &mut Changed,
 ) -> Result<u64, RecoveryError> {
     let segments = segment::list(dir).map_err(io(dir))?;
     let count = segments.len();
@@ -136,6 +170,7 @@ fn replay(
             if sequence <= *position {
                 continue;
             }
+            changed.mark(&record);
             if let Err(reason) = state.apply(record) {
                 let reason = format!("record {sequence} does not apply: {reason}");
                 return Err(RecoveryError::Corrupt {

@@ -252,10 +252,11 @@ pub fn run(
             super::release(released);
             let _ = to_checkpoint.send(ToCheckpoint::Batch(drained.records));
         }
-        let snapshots = drained.requests.iter().any(super::Request::is_snapshot);
-        if snapshots && segment.unsynced {
-            // A snapshot never includes a record the journal could still lose (with
-            // `interval` or `off`), so an older snapshot always replays to the present.
+        let writes = drained.requests.iter().any(super::Request::writes);
+        if writes && segment.unsynced {
+            // A snapshot or a flush never includes a record the journal could still lose
+            // (with `interval` or `off`): the store is never ahead of the journal, and an
+            // older snapshot always replays to the present.
             retrying(&shared, "fsync", || segment.sync());
             last_sync = Instant::now();
         }

@@ -1,5 +1,5 @@
-//! Snapshots (docs/spec.md §6): the whole engine state, written crash-safely and read back on
-//! start. Storage, above the domain and wire: this module takes a state and returns one; it knows nothing
+//! Snapshot files (docs/spec.md §6): the whole engine state, written crash-safely and read back
+//! on start when the entity store (`src/store.rs`, the periodic snapshot) is missing or older. Storage, above the domain and wire: this module takes a state and returns one; it knows nothing
 //! of the engine or its actors.
 //!
 //! **What a snapshot holds.** The state as the journal describes it after every record up to
@@ -75,6 +75,8 @@ pub enum SnapshotError {
     Encode(String),
     #[error("no snapshot was taken: {0}")]
     Unavailable(String),
+    #[error("{0}")]
+    Store(String),
 }
 
 /// What `POST /admin/snapshot` reports.

@@ -48,6 +48,15 @@ pub struct SnapshotV3 {
     pub archived_orders: u64,
 }
 
+/// What the entity store (`src/store.rs`) keeps beside its users, products and coupons: the
+/// last journal record its state includes, and the rest of the state as a snapshot body
+/// whose entity lists are empty.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreMetaV1 {
+    pub position: u64,
+    pub rest: SnapshotV3,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdsV1 {
     pub next_user_id: u64,
