@@ -308,12 +308,14 @@ async fn check_and_settle(server: &Server, ledger: &mut Ledger, seed: u64, round
     assert_eq!(full["ok"], true, "{context}: full audit {full}");
 }
 
-/// The server, archiving ended orders 50 ms after they end: kills land before, during and
-/// after moves to the archive. In odd rounds every actor also stops after every message (at
-/// most 16 run), so kills land while actors start, stop and hand their state back.
+/// The server, archiving ended orders 50 ms after they end and flushing the entity store every
+/// 30 ms: kills land before, during and after moves to the archive, flushes and the deletion of
+/// journal segments the store includes. In odd rounds every actor also stops after every
+/// message (at most 16 run), so kills land while actors start, stop and hand their state back.
 fn start(dir: &std::path::Path, round: usize) -> Server {
     let mut command = command(dir);
     command.env("COMMERCE__ORDER__ARCHIVE_AFTER", "50ms");
+    command.env("COMMERCE__SNAPSHOT__INTERVAL", "30ms");
     if round % 2 == 1 {
         command.env("COMMERCE__ACTORS__PASSIVATE_AFTER", "0s");
         command.env("COMMERCE__ACTORS__MAX_RUNNING", "16");

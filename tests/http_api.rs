@@ -838,6 +838,8 @@ async fn paying_an_expired_order_is_order_expired() {
         (late.status, late.code()),
         (StatusCode::CONFLICT, "ORDER_EXPIRED")
     );
+    // If the expiry timer won, the refusal did not wait for its release of the stock.
+    helpers::settle().await;
     assert_eq!(
         api.get(&format!("/orders/{order}")).await.body["status"],
         "EXPIRED"

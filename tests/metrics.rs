@@ -54,6 +54,9 @@ async fn business_outcomes_and_requests_are_counted() {
     api.post("/orders", order(1)).await; // stays PENDING
     assert_eq!(api.get("/no/such/route").await.status, 404);
 
+    // The pending-orders gauge is kept by the order supervisor, which buyers arm and disarm
+    // without waiting: a round trip to it lets those messages land first.
+    engine.watched_deadlines().await.unwrap();
     let reply = api.get("/metrics").await;
     assert_eq!(reply.status, 200);
     assert_eq!(

@@ -475,7 +475,10 @@ async fn payment_racing_expiry_over_many_orders(passivation: Passivation) {
             Err(other) => panic!("unexpected payment outcome {other:?}"),
         }
     }
-    let sold = 1_000 - engine.product(1).unwrap().options[0].stock;
+    // Read with the gate closed: an expiry that won keeps its pass until its stock is back
+    // (the refused payment did not wait for that release).
+    let state = engine.read_state().await.unwrap();
+    let sold = 1_000 - state.products[&1].options[0].available;
     assert_eq!(
         sold, paid,
         "stock left = stock minus exactly the paid orders"
