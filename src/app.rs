@@ -93,8 +93,9 @@ pub struct Storage {
     pub faults: Option<Faults>,
 }
 
-/// Recovers the state in the storage directory (the newest good snapshot and the journal after
-/// it; `seed` when there is no snapshot), opens the journal on it and starts the engine.
+/// Recovers the state in the storage directory (the entity store, or a newer snapshot file,
+/// and the journal after it; `seed` when there is neither), opens the journal on it and starts
+/// the engine.
 ///
 /// What a crash left unfinished is appended to the journal and applied before anyone is
 /// served; a start without a snapshot writes one at once (in the background), so the seed is
