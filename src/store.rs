@@ -186,6 +186,27 @@ impl EntityStore {
         };
         let encode = |value: Option<Result<Vec<u8>, String>>| value.transpose();
         if changed.everything {
+            // Whatever the store holds beyond the state goes (it started from an older one).
+            let gone = |keyspace: &fjall::Keyspace, kept: &dyn Fn(u64) -> bool| {
+                let mut gone = Vec::new();
+                for entry in keyspace.iter() {
+                    let key = entry.key().map_err(failed("cannot read", &self.path))?;
+                    let id = u64::from_be_bytes(key[..8].try_into().expect("8-byte keys"));
+                    if !kept(id) {
+                        gone.push(id);
+                    }
+                }
+                Ok::<_, String>(gone)
+            };
+            for id in gone(&self.users, &|id| state.users.contains_key(&id))? {
+                put(&self.users, id, None);
+            }
+            for id in gone(&self.products, &|id| state.products.contains_key(&id))? {
+                put(&self.products, id, None);
+            }
+            for id in gone(&self.coupons, &|id| state.coupons.contains_key(&id))? {
+                put(&self.coupons, id, None);
+            }
             for (&id, user) in &state.users {
                 put(
                     &self.users,

@@ -110,8 +110,9 @@
 //! # Failures
 //!
 //! A failed write or fsync is logged and counted, and the batch is written again in the same
-//! place and fsynced, with backoff, until it succeeds; nothing in it is acknowledged before. A snapshot that cannot be written or fails its audit is logged and
-//! counted at every attempt; the journal keeps everything since the last good one.
+//! place and fsynced, with backoff, until it succeeds; nothing in it is acknowledged before. A
+//! snapshot file or a flush that cannot be written (or a file that fails its audit) is logged
+//! and counted at every attempt; the journal keeps everything since the last good flush.
 
 mod checkpoint;
 pub mod recovery;

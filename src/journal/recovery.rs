@@ -90,9 +90,18 @@ pub fn recover(
         }
         Err(error) => return Err(RecoveryError::Store(error)),
     };
-    // The store follows every snapshot file, so it is the newer one unless it is missing.
-    let from_store = stored.is_some_and(|stored| newest_file.is_none_or(|file| stored >= file));
-    let mut from_snapshot = from_store;
+    // The store follows every snapshot file, so it is the newer one unless it is missing, or a
+    // crash (or a failed flush) came between a file and the flush after it. A newer file that
+    // cannot be read leaves the store, not an older file: the journal after older files is gone.
+    let newer_file = match stored {
+        Some(stored) if newest_file.is_some_and(|file| file > stored) => {
+            snapshot::read_newest(dir, true)?.filter(|loaded| loaded.position > stored)
+        }
+        Some(_) => None,
+        None => snapshot::read_newest(dir, ignore_damage)?,
+    };
+    let from_store = stored.is_some() && newer_file.is_none();
+    let from_snapshot = from_store || newer_file.is_some();
     let (mut state, mut position, taken_at, mut changed) = if from_store {
         let stored = store.load().map_err(RecoveryError::Store)?;
         let stored = stored.expect("the store has a position, so it was flushed");
@@ -100,13 +109,12 @@ pub fn recover(
         let (state, position, taken_at) = (stored.state, stored.position, stored.taken_at);
         (state, position, taken_at, Changed::default())
     } else {
-        let loaded = snapshot::read_newest(dir, ignore_damage)?;
-        from_snapshot = loaded.is_some();
-        let (state, position, taken_at) = match loaded {
+        let (state, position, taken_at) = match newer_file {
             Some(loaded) => (loaded.state, loaded.position, loaded.taken_at),
             None => (seed().map_err(RecoveryError::Seed)?, 0, Timestamp(0)),
         };
-        // The store has none of it, or an older state: the first flush writes everything.
+        // The store has none of it, or an older state: the first flush writes everything
+        // (and removes what the store has beyond it).
         (state, position, taken_at, Changed::everything())
     };
     let last = replay(dir, ignore_damage, &mut state, &mut position, &mut changed)?;

@@ -255,8 +255,7 @@ pub fn run(
         let writes = drained.requests.iter().any(super::Request::writes);
         if writes && segment.unsynced {
             // A snapshot or a flush never includes a record the journal could still lose
-            // (with `interval` or `off`): the store is never ahead of the journal, and an
-            // older snapshot always replays to the present.
+            // (with `interval` or `off`): the store is never ahead of the journal.
             retrying(&shared, "fsync", || segment.sync());
             last_sync = Instant::now();
         }

@@ -169,3 +169,21 @@ fn each_flush_writes_what_changed_and_reads_back_as_the_state() {
     assert_eq!(stored.state, state);
     assert_eq!(state.data_platform.delivered, 1, "the meta came along");
 }
+
+#[test]
+fn a_whole_flush_of_an_older_state_removes_what_the_store_has_beyond_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let older = state();
+    let mut newer = older.clone();
+    newer
+        .apply(Record::UserCreated {
+            user_id: 6,
+            balance: 9,
+        })
+        .unwrap();
+    let store = EntityStore::open(dir.path()).unwrap();
+    store.flush(&newer, &Changed::everything(), 2, AT).unwrap();
+    store.flush(&older, &Changed::everything(), 1, AT).unwrap();
+    let stored = store.load().unwrap().unwrap();
+    assert_eq!((stored.position, stored.state), (1, older));
+}
