@@ -135,6 +135,12 @@ pub async fn open(
     let metrics = config.metrics.clone();
     let (journal, replica) = Journal::open(storage.journal, start, storage.faults, metrics)?;
     let mut state = recovered.state;
+    // Order ids never repeat, even after a start from an older snapshot file: above every
+    // archived order too.
+    if let Some(last) = archive.last_order_id().map_err(StartError::Config)? {
+        let next = &mut state.ids.next_order_id;
+        *next = (*next).max(last.saturating_add(1));
+    }
     let mut position = recovered.position;
     let mut unfinished = recovered.unfinished;
     let mut changed = recovered.changed;

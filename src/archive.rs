@@ -119,6 +119,17 @@ impl Archive {
         bytes.map(|bytes| decode(&bytes)).transpose()
     }
 
+    /// The highest archived order id, if any.
+    pub fn last_order_id(&self) -> Result<Option<OrderId>, String> {
+        let Some(entry) = self.orders.last_key_value() else {
+            return Ok(None);
+        };
+        let key = entry.key().map_err(failed("cannot read", &self.path))?;
+        Ok(Some(u64::from_be_bytes(
+            key[..8].try_into().expect("8-byte keys"),
+        )))
+    }
+
     /// Whether `order_id` is archived.
     pub fn contains(&self, order_id: OrderId) -> Result<bool, String> {
         self.orders
@@ -219,6 +230,7 @@ mod tests {
         assert!(archive.page(2, Some(1), 3).unwrap().is_empty());
         assert!(archive.page(9, None, 3).unwrap().is_empty());
         assert_eq!(archive.all().count(), 30);
+        assert_eq!(archive.last_order_id().unwrap(), Some(30));
     }
 
     #[test]

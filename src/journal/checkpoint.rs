@@ -183,8 +183,10 @@ impl Checkpointer {
             SnapshotError::Unavailable("the snapshot writer thread panicked".into())
         })??;
         self.next_snapshot += 1;
-        // The store follows to the same position, so it is never older than a snapshot file.
-        self.write_store(taken_at)?;
+        // The store follows to the same position. The file is on disk whatever the flush does:
+        // a failed flush is logged and counted there, and the next one writes what it missed
+        // (a start then takes the file, which is newer than the store).
+        let _ = self.write_store(taken_at);
         // The snapshot is durable now; failing to delete old files must not undo that.
         if let Err(error) = snapshot::prune(&self.dir, self.keep) {
             tracing::warn!(%error, "old snapshots could not be pruned");

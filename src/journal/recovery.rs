@@ -81,12 +81,13 @@ pub fn recover(
     let files = snapshot::list(dir)?;
     let next_snapshot = files.first().map_or(1, |(sequence, _, _)| sequence + 1);
     let newest_file = files.iter().map(|(_, position, _)| *position).max();
-    let store = EntityStore::open(dir).map_err(RecoveryError::Store)?;
-    let stored = match store.position() {
-        Ok(stored) => stored,
+    let opened = EntityStore::open(dir).and_then(|store| Ok((store.position()?, store)));
+    let (stored, store) = match opened {
+        Ok(opened) => opened,
         Err(error) if ignore_damage => {
-            tracing::error!(%error, "ENTITY STORE UNREADABLE: starting from the snapshot files as asked");
-            None
+            tracing::error!(%error, "ENTITY STORE UNREADABLE: setting it aside and starting from the snapshot files, as asked");
+            set_store_aside(dir)?;
+            (None, EntityStore::open(dir).map_err(RecoveryError::Store)?)
         }
         Err(error) => return Err(RecoveryError::Store(error)),
     };
@@ -213,6 +214,17 @@ fn replay(
     }
     tracing::info!(applied, "journal replayed");
     Ok(last_seen)
+}
+
+/// Renames the store directory to `store.corrupt` (replacing an earlier one), so a new store
+/// starts in its place.
+fn set_store_aside(dir: &Path) -> Result<(), RecoveryError> {
+    let path = dir.join(crate::store::DIR_NAME);
+    let aside = path.with_extension("corrupt");
+    if aside.exists() {
+        std::fs::remove_dir_all(&aside).map_err(io(&aside))?;
+    }
+    std::fs::rename(&path, &aside).map_err(io(&path))
 }
 
 fn cut(path: &Path, length: u64) -> Result<(), RecoveryError> {
